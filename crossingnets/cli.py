@@ -1,0 +1,51 @@
+"""The `crossingnets` command: one subcommand per module, each a thin `main(args)`.
+
+Each module named below defines `add_arguments(parser)` and `main(args) -> int | None`; the
+module is imported only when its subcommand is chosen (or for `--help`), so one broken or
+heavy subcommand never slows the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("crossingnets.data.synthetic", "render synthetic depth hands into an HDF5 store"),
+    "convert": ("crossingnets.data.convert", "convert a raw NYU/ICVL/MSRA dataset into an HDF5 store"),
+    "evaluate": ("crossingnets.evaluate", "mean joint error and success rates, as the community computes them"),
+    "train": ("crossingnets.train", "train a Crossing Net (three stages) or a baseline"),
+    "predict": ("crossingnets.inference", "estimate the 3D pose in a depth image, printed as JSON"),
+    "export-onnx": ("crossingnets.export", "export the inference network to ONNX"),
+    "app": ("crossingnets.explorer.launch", "start the Gradio latent-space explorer"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crossingnets", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = next((a for a in argv if a in SUBCOMMANDS), None)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if wanted is None or name == wanted:
+            mod = importlib.import_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    return int(args._main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The hand: joint conventions, a kinematic right hand, its depth rendering and meshes."""

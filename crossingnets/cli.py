@@ -14,8 +14,14 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("crossingnets.data.synthetic", "render synthetic depth hands into an HDF5 store"),
-    "convert": ("crossingnets.data.convert", "convert a raw NYU/ICVL/MSRA dataset into an HDF5 store"),
-    "evaluate": ("crossingnets.evaluate", "mean joint error and success rates, as the community computes them"),
+    "convert": (
+        "crossingnets.data.convert",
+        "convert a raw NYU/ICVL/MSRA dataset into an HDF5 store",
+    ),
+    "evaluate": (
+        "crossingnets.evaluate",
+        "mean joint error and success rates, as the community computes them",
+    ),
     "train": ("crossingnets.train", "train a Crossing Net (three stages) or a baseline"),
     "predict": ("crossingnets.inference", "estimate the 3D pose in a depth image, printed as JSON"),
     "export-onnx": ("crossingnets.export", "export the inference network to ONNX"),

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 # The real labels live beside the checkout (../shared/data), never inside it.
-SHARED_DATA = Path(os.environ.get("CROSSINGNETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("CROSSINGNETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 @pytest.fixture(scope="session")

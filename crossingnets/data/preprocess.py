@@ -157,5 +157,7 @@ def preprocess(
         raise ValueError(f"hand centre must be finite (u, v, d) with d > 0 mm, got {com}")
     crop = crop_depth(depth, com, cam, cfg)
     if (crop >= BACKGROUND).all():
-        raise NoHandError(f"the {cfg.cube_mm:g} mm cube around centre {np.round(com, 1)} holds no depth pixel")
+        raise NoHandError(
+            f"the {cfg.cube_mm:g} mm cube around centre {np.round(com, 1)} holds no depth pixel"
+        )
     return Crop(depth=crop, com_uvd=com)

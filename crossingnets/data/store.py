@@ -155,7 +155,12 @@ def read_info(path: str | os.PathLike) -> StoreInfo:
         n = f["depth"].shape[0]
     attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in a.items()}
     cam = Intrinsics(
-        attrs["fx"], attrs["fy"], attrs["cx"], attrs["cy"], int(attrs["width_px"]), int(attrs["height_px"])
+        attrs["fx"],
+        attrs["fy"],
+        attrs["cx"],
+        attrs["cy"],
+        int(attrs["width_px"]),
+        int(attrs["height_px"]),
     )
     crop = CropConfig(cube_mm=float(attrs["cube_mm"]), crop_px=int(attrs["crop_px"]))
     return StoreInfo(get_convention(str(attrs["convention"])), cam, crop, n, attrs)

@@ -41,17 +41,51 @@ class Convention:
 NYU = Convention(
     name="nyu",
     joint_names=(
-        "pinky_tip", "pinky_root", "ring_tip", "ring_root", "middle_tip", "middle_root",
-        "index_tip", "index_root", "thumb_tip", "thumb_root2", "thumb_root1",
-        "wrist2", "wrist1", "palm",
+        "pinky_tip",
+        "pinky_root",
+        "ring_tip",
+        "ring_root",
+        "middle_tip",
+        "middle_root",
+        "index_tip",
+        "index_root",
+        "thumb_tip",
+        "thumb_root2",
+        "thumb_root1",
+        "wrist2",
+        "wrist1",
+        "palm",
     ),  # fmt: skip
     fingers=(
-        "pinky", "pinky", "ring", "ring", "middle", "middle", "index", "index",
-        "thumb", "thumb", "thumb", "palm", "palm", "palm",
+        "pinky",
+        "pinky",
+        "ring",
+        "ring",
+        "middle",
+        "middle",
+        "index",
+        "index",
+        "thumb",
+        "thumb",
+        "thumb",
+        "palm",
+        "palm",
+        "palm",
     ),  # fmt: skip
     bones=(
-        (13, 1), (1, 0), (13, 3), (3, 2), (13, 5), (5, 4), (13, 7), (7, 6),
-        (13, 10), (10, 9), (9, 8), (13, 11), (13, 12),
+        (13, 1),
+        (1, 0),
+        (13, 3),
+        (3, 2),
+        (13, 5),
+        (5, 4),
+        (13, 7),
+        (7, 6),
+        (13, 10),
+        (10, 9),
+        (9, 8),
+        (13, 11),
+        (13, 12),
     ),  # fmt: skip
     root=13,
     default_cube_mm=300.0,  # NYU hands are seen with more forearm; DeepPrior++ uses 300 mm
@@ -64,11 +98,21 @@ ICVL = Convention(
     name="icvl",
     joint_names=(
         "palm",
-        "thumb_root", "thumb_mid", "thumb_tip",
-        "index_root", "index_mid", "index_tip",
-        "middle_root", "middle_mid", "middle_tip",
-        "ring_root", "ring_mid", "ring_tip",
-        "pinky_root", "pinky_mid", "pinky_tip",
+        "thumb_root",
+        "thumb_mid",
+        "thumb_tip",
+        "index_root",
+        "index_mid",
+        "index_tip",
+        "middle_root",
+        "middle_mid",
+        "middle_tip",
+        "ring_root",
+        "ring_mid",
+        "ring_tip",
+        "pinky_root",
+        "pinky_mid",
+        "pinky_tip",
     ),  # fmt: skip
     fingers=("palm",) + tuple(f for f in FINGERS[:5] for _ in range(3)),
     bones=tuple(
@@ -81,13 +125,17 @@ ICVL = Convention(
 _MSRA_FINGERS = ("index", "middle", "ring", "pinky", "thumb")
 MSRA = Convention(
     name="msra",
-    joint_names=("wrist",)
-    + tuple(f"{f}_{p}" for f in _MSRA_FINGERS for p in ("mcp", "pip", "dip", "tip")),
+    joint_names=("wrist",) + tuple(f"{f}_{p}" for f in _MSRA_FINGERS for p in ("mcp", "pip", "dip", "tip")),
     fingers=("palm",) + tuple(f for f in _MSRA_FINGERS for _ in range(4)),
     bones=tuple(
         pair
         for k in range(5)
-        for pair in ((0, 1 + 4 * k), (1 + 4 * k, 2 + 4 * k), (2 + 4 * k, 3 + 4 * k), (3 + 4 * k, 4 + 4 * k))
+        for pair in (
+            (0, 1 + 4 * k),
+            (1 + 4 * k, 2 + 4 * k),
+            (2 + 4 * k, 3 + 4 * k),
+            (3 + 4 * k, 4 + 4 * k),
+        )
     ),
     root=0,
     default_cube_mm=250.0,

@@ -1,0 +1,291 @@
+"""`crossingnets evaluate`: mean joint error and success rates, as the community computes them.
+
+Two sources of predictions, compared in one table:
+- text files in the community's uvd format (one frame a line, `u v d` per joint; an optional
+  leading frame name, as in ICVL's `test_seq_*.txt`), scored against a ground-truth file of the
+  same format and lifted to xyz with the dataset's intrinsics (`crossingnets.camera.CAMERAS`,
+  the values of the community's scripts);
+- a checkpoint run over an HDF5 store (`--checkpoint C --data FILE.h5`), scored against the
+  store's labels, whose predictions can be written in the same text format (`--write-pred`).
+
+Usage:
+    crossingnets evaluate --dataset nyu --gt nyu_test_groundtruth_label.txt --pred A.txt B.txt \
+        [--names A B] [--json] [--plot figure.html|figure.png]
+    crossingnets evaluate --checkpoint ckpt/ --data nyu_test.h5 [--write-pred ours.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crossingnets.camera import Intrinsics, get_camera
+from crossingnets.hand.conventions import Convention, get_convention
+from crossingnets.metrics import ErrorSummary, joint_errors_from_uvd, summarize
+
+log = logging.getLogger(__name__)
+
+# Thresholds (mm) whose success rate the text table prints; the JSON and plots hold all of 0-80.
+TABLE_THRESHOLDS_MM = (20, 30, 40, 50)
+
+
+class UvdTextError(ValueError):
+    """A uvd text file (labels or predictions) is malformed; the message names file and line."""
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+
+    An interrupted or failed write never leaves a partial file under the final name.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_uvd_line(line: str, num_joints: int | None, where: str) -> tuple[str | None, np.ndarray]:
+    """One label line -> (frame name or None, (J, 3) uvd).
+
+    `where` ("file.txt line 12") prefixes every error. The line is `[name] u1 v1 d1 ... uJ vJ dJ`;
+    values must be finite and their count 3 x num_joints (any multiple of 3 if num_joints is None).
+    """
+    tokens = line.split()
+    name = None
+    if tokens and not _is_number(tokens[0]):
+        name, tokens = tokens[0], tokens[1:]
+    try:
+        values = np.array([float(t) for t in tokens], dtype=np.float64)
+    except ValueError as err:
+        raise UvdTextError(f"{where}: not a number ({err})") from None
+    expected = 3 * num_joints if num_joints is not None else None
+    if values.size == 0 or values.size % 3 or (expected is not None and values.size != expected):
+        want = f"{expected} (3 x {num_joints} joints)" if expected else "a multiple of 3"
+        raise UvdTextError(f"{where}: {values.size} values, expected {want}")
+    if not np.isfinite(values).all():
+        raise UvdTextError(f"{where}: NaN or infinite value")
+    return name, values.reshape(-1, 3)
+
+
+def iter_label_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of each non-blank line; CRLF, CR and LF all end a line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file {path} not found")
+    with open(path, encoding="utf-8", newline=None) as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                yield number, line
+
+
+@dataclass(frozen=True)
+class UvdText:
+    names: tuple[str, ...] | None  # frame names where the lines carry them
+    joints_uvd: np.ndarray  # (N, J, 3) pixels, pixels, mm
+
+
+def read_uvd_text(path: str | os.PathLike, num_joints: int | None = None) -> UvdText:
+    """Read a community uvd file: all lines must agree on the joint count and on naming."""
+    names: list[str | None] = []
+    frames: list[np.ndarray] = []
+    for number, line in iter_label_lines(path):
+        name, uvd = parse_uvd_line(line, num_joints, f"{path} line {number}")
+        if frames and (uvd.shape != frames[0].shape or (name is None) != (names[0] is None)):
+            raise UvdTextError(
+                f"{path} line {number}: {len(uvd)} joints{' with a name' if name else ''}, but the "
+                f"first line has {len(frames[0])}{' with a name' if names[0] else ''}"
+            )
+        names.append(name)
+        frames.append(uvd)
+    if not frames:
+        raise UvdTextError(f"{path} holds no frames")
+    named = tuple(n for n in names if n is not None)
+    return UvdText(names=named or None, joints_uvd=np.stack(frames))
+
+
+def format_uvd_text(joints_uvd: np.ndarray) -> str:
+    """(N, J, 3) uvd -> the community's text: one frame a line, `u v d` per joint."""
+    joints_uvd = np.asarray(joints_uvd, dtype=np.float64)
+    if joints_uvd.ndim != 3 or joints_uvd.shape[-1] != 3:
+        raise ValueError(f"joints_uvd must have shape (N, J, 3), got {joints_uvd.shape}")
+    if not np.isfinite(joints_uvd).all():
+        raise ValueError("joints_uvd has NaN or infinite values")
+    flat = joints_uvd.reshape(len(joints_uvd), -1)
+    return "".join(" ".join(f"{x:.4f}" for x in row) + "\n" for row in flat)
+
+
+def write_uvd_text(path: str | os.PathLike, joints_uvd: np.ndarray) -> Path:
+    """Write (N, J, 3) uvd in the community's format, atomically."""
+    text = format_uvd_text(joints_uvd)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    name: str
+    source: str  # the file or checkpoint the predictions came from
+    summary: ErrorSummary
+
+
+def evaluate_uvd(
+    name: str, source: str, pred_uvd: np.ndarray, gt_uvd: np.ndarray, cam: Intrinsics
+) -> MethodResult:
+    """Score (N, J, 3) predicted uvd against (N, J, 3) ground truth; errors name the source.
+
+    Frame counts must match exactly, as in the community's script: a file that covers a subset
+    (ICVL DeepPrior: sequence A only, 702 of 1,596 frames) is scored against that subset's labels
+    (`--gt test_seq_1.txt`), never silently truncated.
+    """
+    if len(pred_uvd) != len(gt_uvd):
+        raise ValueError(
+            f"{source} has {len(pred_uvd)} frames but the ground truth has {len(gt_uvd)}; score a "
+            "file covering a subset against that subset's labels (e.g. --gt test_seq_1.txt)"
+        )
+    try:
+        errors = joint_errors_from_uvd(pred_uvd, gt_uvd, cam)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
+    return MethodResult(name=name, source=source, summary=summarize(errors))
+
+
+def predict_store(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size: int) -> np.ndarray:
+    """Run a checkpoint over every crop of a store -> (N, J, 3) predicted full-frame uvd.
+
+    Uses the inference interface `HandPoseEstimator.from_pretrained(path).predict_crops(depth
+    (B, 1, S, S) float32, com_uvd (B, 3), cam) -> {"joints_uvd": (B, J, 3), ...}`.
+    """
+    from crossingnets.data.store import load_arrays, read_info
+    from crossingnets.inference import HandPoseEstimator
+
+    info = read_info(data)
+    arrays = load_arrays(data)
+    estimator = HandPoseEstimator.from_pretrained(checkpoint)
+    out = []
+    for start in range(0, info.num_frames, batch_size):
+        batch = slice(start, start + batch_size)
+        pred = estimator.predict_crops(arrays["depth"][batch], arrays["com_uvd"][batch], info.camera)
+        out.append(np.asarray(pred["joints_uvd"], dtype=np.float64))
+    pred_uvd = np.concatenate(out)
+    if pred_uvd.shape != arrays["joints_uvd"].shape:
+        raise ValueError(
+            f"checkpoint {checkpoint} predicts joints of shape {pred_uvd.shape[1:]} but store {data} "
+            f"holds {arrays['joints_uvd'].shape[1:]} ({info.convention.name})"
+        )
+    return pred_uvd
+
+
+def results_to_json(dataset: str, gt: str, results: Sequence[MethodResult], convention: Convention) -> dict:
+    return {
+        "dataset": dataset,
+        "ground_truth": gt,
+        "methods": [
+            {"name": r.name, "source": r.source, **r.summary.to_dict(convention.joint_names)} for r in results
+        ],
+    }
+
+
+def format_table(results: Sequence[MethodResult]) -> str:
+    """A plain-text table: method, frames, mean error, success rates at TABLE_THRESHOLDS_MM."""
+    header = ["method", "frames", "mean (mm)"] + [f"<= {t} mm" for t in TABLE_THRESHOLDS_MM]
+    rows = []
+    for r in results:
+        s = r.summary
+        rates = [s.success_rate[np.searchsorted(s.thresholds_mm, t)] for t in TABLE_THRESHOLDS_MM]
+        rows.append([r.name, str(s.num_frames), f"{s.mean_error_mm:.3f}"] + [f"{x:.3f}" for x in rates])
+    widths = [max(len(c[i]) for c in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", choices=["nyu", "icvl", "msra"], help="intrinsics and joints of the test set"
+    )
+    parser.add_argument("--gt", type=Path, help="ground-truth uvd text file (community format)")
+    parser.add_argument("--pred", type=Path, nargs="+", default=[], help="predicted uvd text files")
+    parser.add_argument("--names", nargs="+", help="method names, one per prediction (default: file stems)")
+    parser.add_argument("--checkpoint", type=Path, help="model to evaluate on --data")
+    parser.add_argument(
+        "--data", type=Path, help="HDF5 store to run --checkpoint on (its labels are the ground truth)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="frames per forward pass with --checkpoint"
+    )
+    parser.add_argument("--write-pred", type=Path, help="write the checkpoint's predictions as uvd text")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--plot", type=Path, help="write success-rate and per-joint figures (.html or .png)")
+
+
+def main(args: argparse.Namespace) -> int:
+    predictions: list[tuple[str, str, np.ndarray]] = []  # (name, source, (N, J, 3) uvd)
+    if args.checkpoint is not None:
+        if args.data is None:
+            raise SystemExit("--checkpoint needs --data FILE.h5")
+        if args.gt is not None:
+            raise SystemExit("--checkpoint is scored against the labels of --data; drop --gt")
+        from crossingnets.data.store import load_arrays, read_info
+
+        info = read_info(args.data)
+        if args.dataset is not None and args.dataset != info.convention.name:
+            raise SystemExit(f"--dataset {args.dataset} but {args.data} holds {info.convention.name} joints")
+        dataset, convention, cam = info.convention.name, info.convention, info.camera
+        gt_uvd, gt_source = load_arrays(args.data)["joints_uvd"], str(args.data)
+        pred_uvd = predict_store(args.checkpoint, args.data, args.batch_size)
+        if args.write_pred is not None:
+            write_uvd_text(args.write_pred, pred_uvd)
+            log.info("wrote %d predicted frames to %s", len(pred_uvd), args.write_pred)
+        predictions.append((args.checkpoint.stem or str(args.checkpoint), str(args.checkpoint), pred_uvd))
+    else:
+        if args.dataset is None or args.gt is None or not args.pred:
+            raise SystemExit("evaluate needs --dataset, --gt and --pred (or --checkpoint and --data)")
+        if args.write_pred is not None:
+            raise SystemExit("--write-pred writes a checkpoint's predictions; it needs --checkpoint")
+        dataset, convention, cam = args.dataset, get_convention(args.dataset), get_camera(args.dataset)
+        gt_uvd, gt_source = read_uvd_text(args.gt, convention.num_joints).joints_uvd, str(args.gt)
+    names = args.names or [p.stem for p in args.pred]
+    if len(names) != len(args.pred):
+        raise SystemExit(f"--names gives {len(names)} names for {len(args.pred)} prediction files")
+    for name, path in zip(names, args.pred, strict=True):
+        predictions.append((name, str(path), read_uvd_text(path, convention.num_joints).joints_uvd))
+
+    results = [evaluate_uvd(name, src, pred, gt_uvd, cam) for name, src, pred in predictions]
+    if args.json:
+        print(json.dumps(results_to_json(dataset, gt_source, results, convention)))
+    else:
+        print(format_table(results))
+    if args.plot is not None:
+        from crossingnets.plots import evaluation_figure, save_figure
+
+        summaries = {r.name: r.summary for r in results}
+        save_figure(
+            evaluation_figure(summaries, convention.joint_names, title=f"{dataset.upper()} test"), args.plot
+        )
+        log.info("wrote %s", args.plot)
+    return 0

@@ -60,32 +60,28 @@ def half_size_px(com_uvd: np.ndarray, cam: Intrinsics, cube_mm: float) -> tuple[
     return 0.5 * cube_mm * cam.fx / d, 0.5 * cube_mm * cam.fy / d
 
 
-def _mean_uvd(depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    v, u = np.nonzero(mask)
-    return np.array([u.mean(), v.mean(), depth[v, u].mean()])
-
-
 def detect_center(depth_mm: np.ndarray, cam: Intrinsics, cfg: CropConfig = CropConfig()) -> np.ndarray:
     """Hand centre (u, v, d) as the centre of mass of the nearest blob, refined in the cube.
 
-    The nearest valid depth d0 starts a band [d0, d0 + cube]; its centre of mass is then refined
-    `cfg.center_iterations` times over the pixels inside the cube around the current centre.
+    Candidates are the pixels within half a cube behind the nearest valid depth d0 (the hand is the
+    object nearest the sensor; a body or wall further back must not pull the centre, and a forearm
+    pointing away is cut off). Their centre of mass is then refined `cfg.center_iterations` times
+    over the candidates inside the cube around the current centre (DeepPrior, Oberweger 2015).
     """
     depth = check_depth(depth_mm)
     valid = (depth > 0) & (depth < cfg.max_depth_mm)
     if not valid.any():
         raise NoHandError(f"no depth pixel in (0, {cfg.max_depth_mm:g}) mm: no hand in range")
     d0 = float(depth[valid].min())
-    com = _mean_uvd(depth, valid & (depth <= d0 + cfg.cube_mm))
+    v, u = np.nonzero(valid & (depth <= d0 + 0.5 * cfg.cube_mm))
+    uvd = np.stack([u, v, depth[v, u]], axis=1).astype(np.float64)
+    com = uvd.mean(axis=0)
     for _ in range(cfg.center_iterations):
         hu, hv = half_size_px(com, cam, cfg.cube_mm)
-        v0, v1 = max(int(com[1] - hv), 0), min(int(com[1] + hv) + 1, depth.shape[0])
-        u0, u1 = max(int(com[0] - hu), 0), min(int(com[0] + hu) + 1, depth.shape[1])
-        window = depth[v0:v1, u0:u1]
-        inside = (window > 0) & (np.abs(window - com[2]) <= 0.5 * cfg.cube_mm)
+        inside = np.all(np.abs(uvd - com) <= (hu, hv, 0.5 * cfg.cube_mm), axis=1)
         if not inside.any():
             break
-        new = _mean_uvd(window, inside) + np.array([u0, v0, 0.0])
+        new = uvd[inside].mean(axis=0)
         if np.allclose(new, com, atol=1e-3):
             break
         com = new

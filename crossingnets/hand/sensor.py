@@ -1,0 +1,353 @@
+"""A structured-light depth sensor (Kinect v1, as in NYU) applied to rendered depth frames.
+
+Effects, in the order the kernel applies them to each frame's window of interest:
+- range limits: nothing nearer than `min_range_mm` or farther than `max_range_mm` is measured;
+- projector shadows: the IR projector sits `baseline_mm` to the side of the camera, so a surface
+  the projector cannot see (just beside a nearer object) returns nothing: the black bands between
+  the hand and the body in the real NYU frames;
+- silhouette edges: pixels within `edge_band_px` of a depth jump go missing in blobs (block
+  matching fails there), which makes real silhouettes ragged;
+- grazing angles: too little IR comes back from surfaces seen edge-on;
+- random isolated pixels and a few hole blobs on the hand;
+- depth noise, spatially correlated (block matching averages a window), std growing with z^2;
+- quantisation: Kinect v1 measures disparity in integer steps, so depth comes in steps that grow
+  with z^2.
+
+All randomness is a hash of (frame seed, effect, pixel), with one seed per frame drawn from the
+caller's `np.random.Generator`: results are bitwise identical for a seed, whatever the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from crossingnets.camera import Intrinsics
+from crossingnets.hand.capsules import Capsules
+from crossingnets.hand.render import Background, Rendering, render
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """Defaults imitate NYU's Kinect v1 (measured on ../shared/data/depth_samples/nyu)."""
+
+    # Depth step at 1 m; NYU frame 1 shows steps of 1.7 mm at 750 mm, 3 at 1000, 6.8 at 1500 (z^2).
+    quant_step_at_1m_mm: float = 3.0
+    # Noise std at 1 m (Khoshelham & Elberink 2012: 1.4 mm at 1 m, growing with z^2).
+    noise_std_at_1m_mm: float = 1.4
+    noise_cell_px: float = 4.0  # correlation length of the noise (block matching window)
+    min_range_mm: float = 250.0  # nearer surfaces return nothing
+    max_range_mm: float = 2000.0  # NYU frames hold nothing beyond 2001 mm
+    baseline_mm: float = 75.0  # projector to camera, along +u (Kinect v1); 0 disables shadows
+    edge_jump_mm: float = 30.0  # a neighbour step larger than this is a silhouette edge
+    edge_band_px: int = 2  # pixels this close to an edge may go missing
+    edge_dropout: float = 0.6  # probability of losing a pixel right at an edge, falling to 0 at the band
+    edge_cell_px: float = 2.5  # size of the ragged bites taken out of silhouettes
+    grazing_start_deg: float = 70.0  # viewing angle at which pixels start to drop out
+    grazing_full_deg: float = 85.0  # viewing angle beyond which every pixel is lost
+    pixel_dropout: float = 0.0005  # isolated missing pixels, anywhere
+    holes_per_frame: float = 0.5  # mean number of hole blobs on the hand (Poisson)
+    hole_min_radius_px: float = 1.5
+    hole_max_radius_px: float = 4.0
+
+    def __post_init__(self) -> None:
+        nonneg = ("quant_step_at_1m_mm", "noise_std_at_1m_mm", "min_range_mm", "baseline_mm",
+                  "edge_jump_mm", "edge_band_px", "holes_per_frame", "hole_min_radius_px")  # fmt: skip
+        for name in nonneg:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"SensorConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("edge_dropout", "pixel_dropout"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"SensorConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not (self.noise_cell_px > 0 and self.edge_cell_px > 0):
+            raise ValueError("SensorConfig noise_cell_px and edge_cell_px must be > 0")
+        if not self.max_range_mm > self.min_range_mm:
+            raise ValueError(f"max_range_mm {self.max_range_mm} must exceed min_range_mm {self.min_range_mm}")
+        if not 0 <= self.grazing_start_deg < self.grazing_full_deg <= 90:
+            raise ValueError("need 0 <= grazing_start_deg < grazing_full_deg <= 90")
+        if not self.hole_min_radius_px <= self.hole_max_radius_px:
+            raise ValueError("hole_min_radius_px must be <= hole_max_radius_px")
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Random surfaces behind the hand. NYU: the subject's torso and head, ~300 mm behind the hand."""
+
+    body_prob: float = 1.0  # fraction of frames with a torso (and head) behind the hand
+    body_gap_min_mm: float = 150.0  # from the hand's farthest point to the torso's front
+    body_gap_max_mm: float = 450.0
+    body_shift_max_mm: float = 250.0  # torso centre left/right of the hand, uniform
+    torso_radii_mm: tuple[float, float, float] = (200.0, 320.0, 130.0)  # half width, height, depth
+    head_radii_mm: tuple[float, float, float] = (80.0, 110.0, 95.0)
+    # A table below the hand. Off by default: NYU has none, and a table nearer than the hand
+    # would capture the nearest-blob centre detection of `preprocess`.
+    table_prob: float = 0.0
+    table_gap_max_mm: float = 150.0  # from the hand's lowest point down to the table
+    table_tilt_max_deg: float = 30.0  # camera looking down at the table
+    margin_mm: float = 150.0  # surfaces are drawn this far around the hand (see `render`)
+
+    def __post_init__(self) -> None:
+        for name in ("body_prob", "table_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"SceneConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.body_gap_min_mm <= self.body_gap_max_mm:
+            raise ValueError("need 0 <= body_gap_min_mm <= body_gap_max_mm")
+        if min(self.torso_radii_mm + self.head_radii_mm) <= 0:
+            raise ValueError("torso and head radii must be > 0 mm")
+
+
+def sample_background(rng: np.random.Generator, capsules: Capsules, cfg: SceneConfig) -> Background:
+    """Per frame: a torso + head ellipsoid pair behind the hand and a table plane below it, each
+    present with its probability (absent ones are pushed out of sight: a plane behind the camera,
+    an ellipsoid behind it too)."""
+    start, end, radius = (np.asarray(a, dtype=np.float64) for a in capsules)
+    batch = start.shape[0]
+    ends = np.concatenate([start, end], axis=1)  # (B, 2K, 3)
+    r2 = np.concatenate([radius, radius], axis=1)[..., None]
+    lo, hi = (ends - r2).min(axis=1), (ends + r2).max(axis=1)  # (B, 3) hand bounding box
+    centre = 0.5 * (lo + hi)
+
+    torso_r, head_r = np.array(cfg.torso_radii_mm), np.array(cfg.head_radii_mm)
+    gap = rng.uniform(cfg.body_gap_min_mm, cfg.body_gap_max_mm, batch)
+    torso = np.stack(
+        [
+            centre[:, 0] + rng.uniform(-cfg.body_shift_max_mm, cfg.body_shift_max_mm, batch),
+            centre[:, 1] + rng.uniform(0.0, torso_r[1], batch),
+            hi[:, 2] + gap + torso_r[2],
+        ],
+        axis=-1,
+    )
+    head = torso + np.array([0.0, -(torso_r[1] + 0.9 * head_r[1]), head_r[2] - torso_r[2]])
+    has_body = rng.random(batch) < cfg.body_prob
+    ell_c = np.stack([torso, head], axis=1)
+    ell_c[~has_body, :, 2] = -1e6  # behind the camera: never hit
+    ell_r = np.broadcast_to(np.stack([torso_r, head_r]), (batch, 2, 3)).copy()
+
+    tilt = np.deg2rad(rng.uniform(0.0, cfg.table_tilt_max_deg, batch))
+    normal = np.stack([np.zeros(batch), -np.cos(tilt), -np.sin(tilt)], axis=-1)
+    on_table = np.stack(
+        [centre[:, 0], hi[:, 1] + rng.uniform(0, cfg.table_gap_max_mm, batch), centre[:, 2]], -1
+    )
+    offset = np.einsum("bi,bi->b", normal, on_table)
+    has_table = rng.random(batch) < cfg.table_prob
+    normal[~has_table] = (0.0, 0.0, 1.0)
+    offset[~has_table] = -1.0  # the plane z = -1 mm, behind the camera
+    return Background(ell_c, ell_r, normal[:, None], offset[:, None])
+
+
+def simulate_depth(
+    capsules: Capsules,
+    cam: Intrinsics,
+    rng: np.random.Generator,
+    sensor: SensorConfig = SensorConfig(),
+    scene: SceneConfig = SceneConfig(),
+) -> np.ndarray:
+    """Capsule hands -> (B, H, W) float32 sensor-like depth in mm (0 = missing): the raw frames
+    that go through `crossingnets.data.preprocess` exactly like real ones."""
+    background = sample_background(rng, capsules, scene)
+    return apply_sensor(render(capsules, cam, background, scene.margin_mm), cam, sensor, rng)
+
+
+def apply_sensor(
+    rendering: Rendering, cam: Intrinsics, cfg: SensorConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """Clean rendering -> (B, H, W) float32 depth in mm with sensor effects; 0 = missing.
+
+    Only `rendering.roi_px` is processed (it holds every nonzero pixel). Consumes from `rng` one
+    seed per frame and the hole blobs, so it is deterministic for a given generator state.
+    """
+    batch = rendering.depth_mm.shape[0]
+    seeds = rng.integers(0, np.iinfo(np.int64).max, size=batch, dtype=np.int64).astype(np.uint64)
+    holes = _sample_holes(rng, rendering.hand_box_px, cfg)
+    out = np.zeros_like(rendering.depth_mm)
+    _sensor_batch(
+        rendering.depth_mm, rendering.cos_view, rendering.roi_px, seeds, holes, out,
+        0.5 * (cam.fx + cam.fy), cfg.min_range_mm, cfg.max_range_mm, cfg.baseline_mm,
+        cfg.edge_jump_mm, cfg.edge_band_px, cfg.edge_dropout, cfg.edge_cell_px,
+        math.cos(math.radians(cfg.grazing_start_deg)), math.cos(math.radians(cfg.grazing_full_deg)),
+        cfg.pixel_dropout, cfg.noise_std_at_1m_mm, cfg.noise_cell_px, cfg.quant_step_at_1m_mm,
+    )  # fmt: skip
+    return out
+
+
+def _sample_holes(rng: np.random.Generator, hand_box_px: np.ndarray, cfg: SensorConfig) -> np.ndarray:
+    """(B, N, 3) hole blobs (u, v, radius px) inside each hand box; radius 0 pads unused slots."""
+    batch = hand_box_px.shape[0]
+    counts = rng.poisson(cfg.holes_per_frame, batch)
+    holes = np.zeros((batch, max(int(counts.max(initial=0)), 1), 3))
+    for b in np.nonzero(counts)[0]:
+        u0, v0, u1, v1 = hand_box_px[b]
+        n = counts[b]
+        holes[b, :n, 0] = rng.uniform(u0, max(u1, u0 + 1), n)
+        holes[b, :n, 1] = rng.uniform(v0, max(v1, v0 + 1), n)
+        holes[b, :n, 2] = rng.uniform(cfg.hole_min_radius_px, cfg.hole_max_radius_px, n)
+    return holes
+
+
+# ---------------------------------------------------------------------------------------------
+# numba kernels. Random numbers: splitmix64 of (frame seed, effect channel, pixel or cell index).
+
+_NOISE, _EDGE, _PIXEL, _HOLE = 1, 2, 3, 4  # effect channels of the hash
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True)
+def _mix(x):
+    """splitmix64 finaliser: a bijective scramble of 64 bits."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def _uniform(seed, channel, i, j):
+    """Uniform [0, 1) keyed by (seed, channel, i, j); i, j may be negative grid indices."""
+    key = np.uint64(channel) * _GOLDEN + np.uint64(np.int64(i) & 0xFFFFFFFF)
+    key = _mix(seed ^ _mix(key * _GOLDEN + np.uint64(np.int64(j) & 0xFFFFFFFF)))
+    return np.float64(key >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def _gauss(seed, channel, i, j):
+    """N(0, 1) by Box-Muller from two hashed uniforms."""
+    u1 = 1.0 - _uniform(seed, channel, i, j)  # (0, 1]: log is finite
+    u2 = _uniform(seed, channel + 100, i, j)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True)
+def _gauss_grid(seed, channel, u0, v0, u1, v1, cell):
+    """N(0, 1) values at the grid corners covering pixels [u0, u1) x [v0, v1); corner (i, j) sits
+    at pixel (i * cell, j * cell), keyed by absolute indices so a pixel's value ignores the window."""
+    i0, j0 = math.floor(u0 / cell), math.floor(v0 / cell)
+    ni, nj = math.floor((u1 - 1) / cell) - i0 + 2, math.floor((v1 - 1) / cell) - j0 + 2
+    grid = np.empty((nj, ni))
+    for j in range(nj):
+        for i in range(ni):
+            grid[j, i] = _gauss(seed, channel, i0 + i, j0 + j)
+    return grid, i0, j0
+
+
+@njit(cache=True)
+def _smooth_gauss(grid, i0, j0, cell, u, v):
+    """Bilinear interpolation of the corner values, rescaled to unit variance at every pixel
+    (a weighted sum of iid normals with weights w has variance sum(w^2))."""
+    gx, gy = u / cell, v / cell
+    i, j = math.floor(gx), math.floor(gy)
+    fx, fy = gx - i, gy - j
+    i -= i0
+    j -= j0
+    w00, w10, w01, w11 = (1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy
+    s = w00 * grid[j, i] + w10 * grid[j, i + 1] + w01 * grid[j + 1, i] + w11 * grid[j + 1, i + 1]
+    return s / math.sqrt(w00 * w00 + w10 * w10 + w01 * w01 + w11 * w11)
+
+
+@njit(cache=True)
+def _shadow(depth, u0, v0, u1, v1, f_baseline, missing):
+    """Mark pixels the projector cannot see. A point at (u, z) lies on projector column
+    s = u + f * baseline / z; scanning away from the projector, a point is hidden when an earlier
+    (nearer) point already reached a larger s."""
+    for v in range(v0, v1):
+        reach = -np.inf
+        for u in range(u0, u1):
+            z = depth[v, u]
+            if z <= 0.0:
+                continue
+            s = u + f_baseline / z
+            if reach > s + 0.25:  # quarter-pixel tolerance: smooth surfaces never shadow themselves
+                missing[v - v0, u - u0] = True
+            reach = max(reach, s)
+
+
+@njit(cache=True)
+def _edge_distance(depth, u0, v0, u1, v1, jump_mm, band):
+    """Chebyshev distance (capped at band + 1) from each pixel to a pixel at a depth jump
+    (a neighbour missing or more than `jump_mm` away), by two separable passes."""
+    h, w = v1 - v0, u1 - u0
+    height, width = depth.shape
+    far = band + 1
+    row = np.full((h, w), far, dtype=np.int32)
+    for v in range(v0, v1):
+        for u in range(u0, u1):
+            z = depth[v, u]
+            if z <= 0.0:
+                continue
+            jump = False
+            for du, dv in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                uu, vv = u + du, v + dv
+                zn = depth[vv, uu] if 0 <= uu < width and 0 <= vv < height else 0.0
+                if zn <= 0.0 or abs(zn - z) > jump_mm:
+                    jump = True
+            if jump:
+                for k in range(max(0, u - u0 - band), min(w, u - u0 + band + 1)):
+                    row[v - v0, k] = min(row[v - v0, k], abs(k - (u - u0)))
+    dist = np.full((h, w), far, dtype=np.int32)
+    for y in range(h):
+        for x in range(w):
+            d = row[y, x]
+            if d <= band:
+                for k in range(max(0, y - band), min(h, y + band + 1)):
+                    dist[k, x] = min(dist[k, x], max(d, abs(k - y)))
+    return dist
+
+
+@njit(cache=True)
+def _sensor_frame(
+    depth, cos_view, roi, seed, holes, out, focal, z_min, z_max, baseline, jump_mm, band, edge_p,
+    edge_cell, cos_start, cos_full, pixel_p, noise_1m, noise_cell, quant_1m,
+):  # fmt: skip
+    u0, v0, u1, v1 = roi[0], roi[1], roi[2], roi[3]
+    if u1 <= u0 or v1 <= v0:
+        return
+    missing = np.zeros((v1 - v0, u1 - u0), dtype=np.bool_)
+    if baseline > 0.0:
+        _shadow(depth, u0, v0, u1, v1, focal * baseline, missing)
+    dist = _edge_distance(depth, u0, v0, u1, v1, jump_mm, band)
+    edge_grid, ei0, ej0 = _gauss_grid(seed, _EDGE, u0, v0, u1, v1, edge_cell)
+    noise_grid, ni0, nj0 = _gauss_grid(seed, _NOISE, u0, v0, u1, v1, noise_cell)
+    k = 1e6 / quant_1m if quant_1m > 0.0 else 0.0
+    for v in range(v0, v1):
+        for u in range(u0, u1):
+            z = depth[v, u]
+            if z <= 0.0 or z < z_min or z > z_max or missing[v - v0, u - u0]:
+                continue
+            d = dist[v - v0, u - u0]
+            if d <= band:  # ragged silhouettes: a smooth random field bites into the band
+                field = 0.5 * (
+                    1.0 + math.erf(_smooth_gauss(edge_grid, ei0, ej0, edge_cell, u, v) / math.sqrt(2.0))
+                )
+                if field < edge_p * (1.0 - d / (band + 1.0)):
+                    continue
+            p_graze = min(max((cos_start - cos_view[v, u]) / (cos_start - cos_full), 0.0), 1.0)
+            if _uniform(seed, _PIXEL, u, v) < max(p_graze, pixel_p):
+                continue
+            if _in_hole(holes, seed, u, v):
+                continue
+            sigma = noise_1m * (z * 1e-3) ** 2
+            z_noisy = z + sigma * _smooth_gauss(noise_grid, ni0, nj0, noise_cell, u, v)
+            out[v, u] = k / round(k / z_noisy) if k > 0.0 else z_noisy
+
+
+@njit(cache=True)
+def _in_hole(holes, seed, u, v):
+    """Inside a hole blob, its rim roughened by up to +-40 % per pixel."""
+    for h in range(holes.shape[0]):
+        hu, hv, r = holes[h, 0], holes[h, 1], holes[h, 2]
+        if r > 0.0 and (u - hu) ** 2 + (v - hv) ** 2 < (r * (0.6 + 0.8 * _uniform(seed, _HOLE, u, v))) ** 2:
+            return True
+    return False
+
+
+@njit(parallel=True, cache=True)
+def _sensor_batch(
+    depth, cos_view, roi, seeds, holes, out, focal, z_min, z_max, baseline, jump_mm, band, edge_p,
+    edge_cell, cos_start, cos_full, pixel_p, noise_1m, noise_cell, quant_1m,
+):  # fmt: skip
+    for b in prange(depth.shape[0]):
+        _sensor_frame(
+            depth[b], cos_view[b], roi[b], seeds[b], holes[b], out[b], focal, z_min, z_max, baseline,
+            jump_mm, band, edge_p, edge_cell, cos_start, cos_full, pixel_p, noise_1m, noise_cell, quant_1m,
+        )  # fmt: skip

@@ -1,0 +1,1 @@
+"""The Gradio latent-space explorer (UI only; the logic lives in crossingnets.explorer)."""

@@ -1,0 +1,1 @@
+"""Pure functions behind the latent-space explorer app: image -> pose, latent -> figures."""

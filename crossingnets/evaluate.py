@@ -230,7 +230,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gt", type=Path, help="ground-truth uvd text file (community format)")
     parser.add_argument("--pred", type=Path, nargs="+", default=[], help="predicted uvd text files")
-    parser.add_argument("--names", nargs="+", help="method names, one per prediction (default: file stems)")
+    parser.add_argument("--names", nargs="+", help="method names, one per --pred file (default: file stems)")
     parser.add_argument("--checkpoint", type=Path, help="model to evaluate on --data")
     parser.add_argument(
         "--data", type=Path, help="HDF5 store to run --checkpoint on (its labels are the ground truth)"

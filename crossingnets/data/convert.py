@@ -296,8 +296,7 @@ def main(args: argparse.Namespace) -> int:
         "source": args.dataset,
         "split": args.split,
         "root": str(args.root),
-        "camera_index": -1 if args.camera is None else args.camera,
-        "subject": args.subject or "",
+        "reader_options": {"camera": args.camera, "subject": args.subject},  # None = not given
     }
     report = convert_frames(
         reader, args.out, crop, attrs, center=args.center, limit=args.limit,

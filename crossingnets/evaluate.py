@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from crossingnets.camera import Intrinsics, get_camera
@@ -179,24 +180,28 @@ def predict_store(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_
     """Run a checkpoint over every crop of a store -> (N, J, 3) predicted full-frame uvd.
 
     Uses the inference interface `HandPoseEstimator.from_pretrained(path).predict_crops(depth
-    (B, 1, S, S) float32, com_uvd (B, 3), cam) -> {"joints_uvd": (B, J, 3), ...}`.
+    (B, 1, S, S) float32, com_uvd (B, 3), cam) -> {"joints_uvd": (B, J, 3), ...}`. Crops are read
+    batch by batch (a whole NYU test store is ~0.5 GB of float32 crops).
     """
-    from crossingnets.data.store import load_arrays, read_info
+    from crossingnets.data.store import read_info
     from crossingnets.inference import HandPoseEstimator
 
+    if batch_size <= 0:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
     info = read_info(data)
-    arrays = load_arrays(data)
     estimator = HandPoseEstimator.from_pretrained(checkpoint)
     out = []
-    for start in range(0, info.num_frames, batch_size):
-        batch = slice(start, start + batch_size)
-        pred = estimator.predict_crops(arrays["depth"][batch], arrays["com_uvd"][batch], info.camera)
-        out.append(np.asarray(pred["joints_uvd"], dtype=np.float64))
+    with h5py.File(data, "r") as f:
+        for start in range(0, info.num_frames, batch_size):
+            batch = slice(start, start + batch_size)
+            pred = estimator.predict_crops(f["depth"][batch], f["com_uvd"][batch], info.camera)
+            out.append(np.asarray(pred["joints_uvd"], dtype=np.float64))
     pred_uvd = np.concatenate(out)
-    if pred_uvd.shape != arrays["joints_uvd"].shape:
+    expected = (info.num_frames, info.convention.num_joints, 3)
+    if pred_uvd.shape != expected:
         raise ValueError(
-            f"checkpoint {checkpoint} predicts joints of shape {pred_uvd.shape[1:]} but store {data} "
-            f"holds {arrays['joints_uvd'].shape[1:]} ({info.convention.name})"
+            f"checkpoint {checkpoint} predicted joints_uvd of shape {pred_uvd.shape} for store {data}, "
+            f"expected {expected} ({info.convention.name})"
         )
     return pred_uvd
 
@@ -243,6 +248,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, help="write success-rate and per-joint figures (.html or .png)")
 
 
+@dataclass(frozen=True)
+class GroundTruth:
+    dataset: str  # nyu, icvl or msra
+    convention: Convention
+    camera: Intrinsics  # lifts uvd to xyz for the errors
+    joints_uvd: np.ndarray  # (N, J, 3)
+    source: str  # the file it came from
+
+
+def ground_truth_from_text(dataset: str, path: str | os.PathLike) -> GroundTruth:
+    """A community label file, lifted with the dataset's intrinsics (the community's values)."""
+    convention = get_convention(dataset)
+    joints_uvd = read_uvd_text(path, convention.num_joints).joints_uvd
+    return GroundTruth(dataset, convention, get_camera(dataset), joints_uvd, str(path))
+
+
+def ground_truth_from_store(path: str | os.PathLike) -> GroundTruth:
+    """The labels of an HDF5 store (its crops are not read), lifted with the store's camera."""
+    from crossingnets.data.store import read_info
+
+    info = read_info(path)
+    with h5py.File(path, "r") as f:
+        joints_uvd = f["joints_uvd"][()].astype(np.float64)
+    return GroundTruth(info.convention.name, info.convention, info.camera, joints_uvd, str(path))
+
+
 def main(args: argparse.Namespace) -> int:
     predictions: list[tuple[str, str, np.ndarray]] = []  # (name, source, (N, J, 3) uvd)
     if args.checkpoint is not None:
@@ -250,13 +281,9 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit("--checkpoint needs --data FILE.h5")
         if args.gt is not None:
             raise SystemExit("--checkpoint is scored against the labels of --data; drop --gt")
-        from crossingnets.data.store import load_arrays, read_info
-
-        info = read_info(args.data)
-        if args.dataset is not None and args.dataset != info.convention.name:
-            raise SystemExit(f"--dataset {args.dataset} but {args.data} holds {info.convention.name} joints")
-        dataset, convention, cam = info.convention.name, info.convention, info.camera
-        gt_uvd, gt_source = load_arrays(args.data)["joints_uvd"], str(args.data)
+        gt = ground_truth_from_store(args.data)
+        if args.dataset is not None and args.dataset != gt.dataset:
+            raise SystemExit(f"--dataset {args.dataset} but {args.data} holds {gt.dataset} joints")
         pred_uvd = predict_store(args.checkpoint, args.data, args.batch_size)
         if args.write_pred is not None:
             write_uvd_text(args.write_pred, pred_uvd)
@@ -267,25 +294,26 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit("evaluate needs --dataset, --gt and --pred (or --checkpoint and --data)")
         if args.write_pred is not None:
             raise SystemExit("--write-pred writes a checkpoint's predictions; it needs --checkpoint")
-        dataset, convention, cam = args.dataset, get_convention(args.dataset), get_camera(args.dataset)
-        gt_uvd, gt_source = read_uvd_text(args.gt, convention.num_joints).joints_uvd, str(args.gt)
+        gt = ground_truth_from_text(args.dataset, args.gt)
     names = args.names or [p.stem for p in args.pred]
     if len(names) != len(args.pred):
         raise SystemExit(f"--names gives {len(names)} names for {len(args.pred)} prediction files")
     for name, path in zip(names, args.pred, strict=True):
-        predictions.append((name, str(path), read_uvd_text(path, convention.num_joints).joints_uvd))
+        predictions.append((name, str(path), read_uvd_text(path, gt.convention.num_joints).joints_uvd))
 
-    results = [evaluate_uvd(name, src, pred, gt_uvd, cam) for name, src, pred in predictions]
+    results = [evaluate_uvd(name, src, pred, gt.joints_uvd, gt.camera) for name, src, pred in predictions]
     if args.json:
-        print(json.dumps(results_to_json(dataset, gt_source, results, convention)))
+        print(json.dumps(results_to_json(gt.dataset, gt.source, results, gt.convention)))
     else:
         print(format_table(results))
     if args.plot is not None:
         from crossingnets.plots import evaluation_figure, save_figure
 
-        summaries = {r.name: r.summary for r in results}
-        save_figure(
-            evaluation_figure(summaries, convention.joint_names, title=f"{dataset.upper()} test"), args.plot
+        figure = evaluation_figure(
+            {r.name: r.summary for r in results},
+            gt.convention.joint_names,
+            f"{gt.dataset.upper()}: {Path(gt.source).name}",
         )
+        save_figure(figure, args.plot)
         log.info("wrote %s", args.plot)
     return 0

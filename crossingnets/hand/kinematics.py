@@ -210,15 +210,16 @@ def flat_pose(n: int, distance_mm: float = 500.0) -> HandPose:
     )
 
 
-def _rot(angle: torch.Tensor, axis: int) -> torch.Tensor:
-    """(...,) angles -> (..., 3, 3) right-handed rotations about hand-frame axis 0, 1 or 2."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+def _turn(frame: torch.Tensor, angle: torch.Tensor, axis: int) -> torch.Tensor:
+    """frame @ (right-handed rotation by `angle` about `axis`), (..., 3, 3) and (...,) -> (..., 3, 3).
+
+    Mixes two columns instead of multiplying matrices: batched 3x3 matmuls dominated the IK's time.
+    """
     i, j = [k for k in range(3) if k != axis]
-    rows = [[zero] * 3 for _ in range(3)]
-    rows[axis][axis] = one
-    rows[i][i], rows[i][j], rows[j][i], rows[j][j] = c, -s, s, c
-    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
+    c, s = torch.cos(angle)[..., None], torch.sin(angle)[..., None]
+    cols = list(frame.unbind(-1))
+    cols[i], cols[j] = cols[i] * c + cols[j] * s, cols[j] * c - cols[i] * s
+    return torch.stack(cols, dim=-1)
 
 
 def _link_rotations(angles_rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -230,9 +231,9 @@ def _link_rotations(angles_rad: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     """
     rest = torch.as_tensor(_REST_FRAMES, dtype=angles_rad.dtype, device=angles_rad.device)
     a = angles_rad.unbind(-1)
-    r1 = rest @ _rot(-a[1], 2) @ _rot(a[0], 0) @ _rot(a[2], 1)
-    r2 = r1 @ _rot(a[3], 0)
-    r3 = r2 @ _rot(a[4], 0)
+    r1 = _turn(_turn(_turn(rest.expand(*angles_rad.shape[:-1], 3, 3), -a[1], 2), a[0], 0), a[2], 1)
+    r2 = _turn(r1, a[3], 0)
+    r3 = _turn(r2, a[4], 0)
     return r1, r2, r3
 
 
@@ -315,8 +316,8 @@ def forearm_direction(pose: HandPose) -> Array:
     flex, dev = pose.wrist_rad.unbind(-1)
     down = torch.zeros_like(pose.translation_mm)
     down[:, 1] = -1.0
-    turn = _rot(-flex, 0) @ _rot(dev, 2)
-    return (pose.rotation @ turn @ down[..., None])[..., 0]
+    turn = _turn(_turn(pose.rotation, -flex, 0), dev, 2)
+    return (turn @ down[..., None])[..., 0]
 
 
 def _capsule_segments(pose: HandPose, shape: HandShape) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -22,6 +22,7 @@ from crossingnets.evaluate import (
     write_uvd_text,
 )
 from crossingnets.hand.conventions import ICVL, NYU
+from crossingnets.plots import per_joint_error_figure, success_rate_figure
 
 # Mean errors (mm) published for the files in shared/data, which the community metric reproduces.
 PUBLISHED = [
@@ -208,3 +209,15 @@ def test_checkpoint_on_store_writes_predictions(tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(
         read_uvd_text(pred_txt, ICVL.num_joints).joints_uvd, gt_uvd + [0, 0, 5], atol=1e-4
     )
+
+
+def test_single_panel_figures(nyu_files):
+    gt, a, b = (read_uvd_text(p, NYU.num_joints).joints_uvd for p in nyu_files)
+    cam = CAMERAS["nyu"]
+    summaries = {name: evaluate_uvd(name, name, pred, gt, cam).summary for name, pred in (("A", a), ("B", b))}
+    curves = success_rate_figure(summaries)
+    assert [t.name for t in curves.data] == ["A (10.00 mm)", "B (30.00 mm)"]
+    bars = per_joint_error_figure(summaries, NYU.joint_names)
+    assert list(bars.data[0].x) == [*NYU.joint_names, "mean"] and len(bars.data) == 2
+    with pytest.raises(ValueError, match="A: 14 joints, expected 16"):
+        per_joint_error_figure(summaries, ICVL.joint_names)

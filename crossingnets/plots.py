@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from crossingnets.evaluate import atomic_output
+from crossingnets.files import atomic_output
 from crossingnets.metrics import ErrorSummary
 
 _COLORS = qualitative.Plotly  # one colour per method, the same in both panels

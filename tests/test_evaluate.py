@@ -15,12 +15,8 @@ from crossingnets import cli
 from crossingnets.camera import CAMERAS, uvd_to_xyz, xyz_to_uvd
 from crossingnets.data.preprocess import CropConfig
 from crossingnets.data.store import StoreWriter
-from crossingnets.evaluate import (
-    UvdTextError,
-    evaluate_uvd,
-    read_uvd_text,
-    write_uvd_text,
-)
+from crossingnets.evaluate import evaluate_uvd
+from crossingnets.files import UvdTextError, read_uvd_text, write_uvd_text
 from crossingnets.hand.conventions import ICVL, NYU
 from crossingnets.plots import per_joint_error_figure, success_rate_figure
 

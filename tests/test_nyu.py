@@ -15,7 +15,7 @@ from crossingnets.data.convert import BadFrameError, convert_frames, read_image_
 from crossingnets.data.nyu import NyuReader, decode_depth, open_reader, read_joint_uvd
 from crossingnets.data.preprocess import CropConfig, preprocess
 from crossingnets.data.store import load_arrays, read_info
-from crossingnets.evaluate import iter_label_lines, parse_uvd_line
+from crossingnets.files import iter_label_lines, parse_uvd_line
 from crossingnets.hand.conventions import NYU, NYU_36_TO_14
 
 NUM_FRAMES, NUM_CAMERAS = 3, 3

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from crossingnets.camera import Intrinsics, uvd_to_xyz, xyz_to_uvd
 from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.data.store import StoreWriter
-from crossingnets.evaluate import atomic_output
+from crossingnets.files import atomic_output
 from crossingnets.hand.conventions import Convention
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import numpy as np
 
 from crossingnets.camera import CAMERAS, Intrinsics
 from crossingnets.data.convert import SPLITS, BadFrameError, RawFrame, labelled_frame, read_image_array
-from crossingnets.evaluate import UvdTextError, iter_label_lines, parse_uvd_line
+from crossingnets.files import UvdTextError, iter_label_lines, parse_uvd_line
 from crossingnets.hand.conventions import ICVL, Convention
 
 SPLIT_FOLDERS = {"train": "Training", "test": "Testing"}

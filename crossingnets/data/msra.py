@@ -18,7 +18,7 @@ import numpy as np
 
 from crossingnets.camera import CAMERAS, Intrinsics
 from crossingnets.data.convert import SPLITS, BadFrameError, RawFrame, labelled_frame
-from crossingnets.evaluate import UvdTextError, iter_label_lines, parse_uvd_line
+from crossingnets.files import UvdTextError, iter_label_lines, parse_uvd_line
 from crossingnets.hand.conventions import MSRA, Convention
 
 SUBJECTS = tuple(f"P{i}" for i in range(9))

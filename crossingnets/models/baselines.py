@@ -1,0 +1,76 @@
+"""Baselines sharing the Crossing Net's discriminator trunk, trained on labeled frames only.
+
+- `ScratchRegressor`: the paper's "from scratch": trunk + posterior head, trained only with L_pos
+  against the pose VAE's encoding (no GAN, no generator);
+- `DeepPriorRegressor`: DeepPrior (Oberweger et al., 2015): the trunk regresses the coefficients of a
+  linear PCA pose prior (plus the root offset); the loss is on the reconstructed joints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from torch import nn
+
+from crossingnets.models.crossingnet import CrossingNetConfig, LatentPoseModel, VAELatentModel
+from crossingnets.models.discriminator import ConvHead, down_blocks, mlp
+from crossingnets.models.pose_vae import ROOT_DIMS
+
+
+def _trunk(c: CrossingNetConfig) -> nn.Sequential:
+    return down_blocks(1, c.disc_channels, c.trunk_layers)
+
+
+class ScratchRegressor(VAELatentModel):
+    """Depth crop (B, 1, S, S) -> trunk -> posterior head -> z_y (B, 23) -> VAE decoder."""
+
+    kind = "scratch"
+
+    def __init__(self, config: CrossingNetConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.trunk = _trunk(c)
+        self.posterior = ConvHead(
+            c.disc_channels, c.head_layers, mlp(c.feature_dims, c.latent_dims, c.latent_dims)
+        )
+
+    def estimate_latent(self, depth: torch.Tensor) -> torch.Tensor:
+        return self.posterior(self.trunk(depth))
+
+
+class DeepPriorRegressor(LatentPoseModel):
+    """Depth crop -> trunk -> head -> K prior coefficients + root offset (B, K + 3) -> joints."""
+
+    kind = "deepprior"
+
+    def __init__(self, config: CrossingNetConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.trunk = _trunk(c)
+        self.head = ConvHead(
+            c.disc_channels, c.head_layers, mlp(c.feature_dims, c.smo_hidden, c.prior_dims + ROOT_DIMS)
+        )
+        self.register_buffer("prior_components", torch.zeros(c.prior_dims, c.pose_dims))  # (K, 3J)
+        self.register_buffer("prior_mean", torch.zeros(c.pose_dims))  # (3J,)
+
+    @torch.no_grad()
+    def init_from_pca(self, poses: np.ndarray) -> PCA:
+        poses = np.asarray(poses, dtype=np.float64)
+        k = min(self.config.prior_dims, *poses.shape)
+        pca = PCA(n_components=k, svd_solver="full").fit(poses)
+        self.prior_components.zero_()
+        self.prior_components[:k] = torch.as_tensor(pca.components_, dtype=torch.float32)
+        self.prior_mean.copy_(torch.as_tensor(pca.mean_, dtype=torch.float32))
+        return pca
+
+    def estimate_latent(self, depth: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(depth))
+
+    def encode_pose(self, pose: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(pose - self.prior_mean) @ self.prior_components.T, root], dim=1)
+
+    def decode_latent_units(self, latent: torch.Tensor) -> torch.Tensor:
+        coeffs, root = latent[:, :-ROOT_DIMS], latent[:, -ROOT_DIMS:]
+        pose = (coeffs @ self.prior_components + self.prior_mean).unflatten(1, (-1, 3))
+        return pose + root[:, None, :]

@@ -1,0 +1,144 @@
+"""Shapes, parameter counts and basic behaviour of every network, over presets and options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crossingnets.models import (
+    MODELS,
+    PRESETS,
+    CrossingNet,
+    CrossingNetConfig,
+    Discriminator,
+    Generator,
+    PoseVAE,
+    model_config,
+)
+
+
+def test_paper_architecture_sizes() -> None:
+    """The paper preset is the issue's architecture: 128 px crops, 23-d latent, 512-d features."""
+    cfg = PRESETS["paper"]
+    assert (cfg.crop_px, cfg.latent_dims, cfg.feature_dims, cfg.head_layers) == (128, 23, 512, 3)
+    net = CrossingNet(cfg)
+    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in net.named_children()}
+    # Hand-counted from the issue's layer list (NYU, J = 14: 3J = 42).
+    vae = (42 * 40 + 40) + 2 * (40 * 20 + 20) + (20 * 40 + 40) + (40 * 42 + 42)
+    align = 23 * 23 + 23 + 2 * 23
+    conv_t = 32 * 32 * 36
+    gen = 23 * 512 + 2 * 512 + 4 * (conv_t + 2 * 32) + (32 * 36 + 1)
+    conv = lambda cin: cin * 32 * 36 + 2 * 32  # noqa: E731
+    head_convs = 3 * conv(32)
+    disc = (conv(1) + conv(32)) + 3 * head_convs + (512 + 1)
+    disc += (512 * 23 + 23 + 2 * 23 + 23 * 23 + 23) + (512 * 512 + 512 + 2 * 512 + 512 * 23 + 23)
+    assert counts == {"vae": vae, "align": align, "generator": gen, "discriminator": disc}
+
+
+@pytest.mark.parametrize("preset", ["tiny", "paper"])
+@pytest.mark.parametrize("convention", ["nyu", "icvl"])
+def test_crossingnet_shapes(preset: str, convention: str) -> None:
+    cfg = model_config(preset, convention=convention)
+    net = CrossingNet(cfg).eval()
+    b, s, j, lat = 3, cfg.crop_px, cfg.num_joints, cfg.latent_dims
+    depth = torch.rand(b, 1, s, s) * 2 - 1
+    joints, latent = net(depth)
+    assert joints.shape == (b, j, 3) and latent.shape == (b, lat)
+    assert net.render(latent).shape == (b, 1, s, s)
+    assert net.smoothness(depth, depth).abs().max() == 0
+    pose, root = torch.randn(b, 3 * j), torch.randn(b, 3)
+    assert net.encode_pose(pose, root).shape == (b, lat)
+    d = net.discriminator
+    h = d.forward_trunk(depth)
+    assert h.shape == (b, cfg.disc_channels, s // 4, s // 4)
+    logits, feats = d.forward_gan(h)
+    assert logits.shape == (b,) and feats.shape == (b, cfg.feature_dims)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+@pytest.mark.parametrize(("crop_px", "feature_px"), [(16, 2), (32, 4), (64, 4)])
+def test_every_model_over_crop_sizes(kind: str, crop_px: int, feature_px: int) -> None:
+    cfg = model_config("tiny", crop_px=crop_px, feature_px=feature_px, convention="msra")
+    model = MODELS[kind](cfg)
+    depth = torch.rand(4, 1, crop_px, crop_px)
+    joints, latent = model(depth)  # training mode: batch statistics
+    assert joints.shape == (4, 21, 3)
+    (joints.square().mean() + latent.square().mean()).backward()
+    assert all(
+        p.grad is not None
+        for p in model.parameters()
+        if p.requires_grad and _on_inference_path(kind, p, model)
+    )
+    model.eval()
+    a, b = model(depth), model(depth)
+    assert torch.equal(a[0], b[0])
+
+
+def _on_inference_path(kind: str, p: torch.nn.Parameter, model: torch.nn.Module) -> bool:
+    off_path = []
+    if kind == "crossingnet":
+        d = model.discriminator
+        off_path = [
+            model.generator,
+            model.align,
+            d.gan,
+            d.smoothness,
+            model.vae.enc_fc,
+            model.vae.enc_mean,
+            model.vae.enc_logvar,
+        ]
+    elif kind == "scratch":
+        off_path = [model.vae.enc_fc, model.vae.enc_mean, model.vae.enc_logvar]
+    return not any(p is q for m in off_path for q in m.parameters())
+
+
+def test_generator_and_discriminator_resample_by_two() -> None:
+    g = Generator(latent_dims=23, channels=4, feature_px=2, crop_px=32)
+    z = torch.randn(2, 23)
+    assert g.forward_features(z).shape == (2, 4, 2, 2)
+    assert g(z).shape == (2, 1, 32, 32) and g(z).abs().max() < 1
+    d = Discriminator(
+        channels=4, trunk_layers=2, head_layers=2, feature_dims=16, latent_dims=23, smo_hidden=8
+    )
+    h = d.forward_trunk(torch.zeros(2, 1, 32, 32))
+    assert d.forward_posterior(h).shape == (2, 23) and d.forward_smoothness(h).shape == (2, 23)
+
+
+def test_vae_pca_init_and_noise() -> None:
+    rng = np.random.default_rng(0)
+    poses = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 12)) + 5.0
+    vae = PoseVAE(pose_dims=12, pca_dims=6, code_dims=4, noise_std=0.05)
+    pca = vae.init_from_pca(poses)
+    x = torch.as_tensor(poses[:5], dtype=torch.float32)
+    proj = vae.enc_fc(x)[:, : pca.n_components_]
+    expected = torch.as_tensor(pca.transform(poses[:5]), dtype=torch.float32)
+    torch.testing.assert_close(proj, expected, atol=1e-4, rtol=1e-4)
+    # The decoder's last layer maps PCA coefficients back to poses.
+    back = vae.dec_out.weight[:, : pca.n_components_] @ expected.T + vae.dec_out.bias[:, None]
+    torch.testing.assert_close(back.T, x, atol=1e-3, rtol=1e-3)
+    mean, logvar = vae.encode(x)
+    vae.eval()
+    assert torch.equal(vae.sample(mean, logvar), mean)  # no noise at test time
+    vae.train()
+    noisy = vae.sample(mean, logvar, torch.Generator().manual_seed(0))
+    assert 0 < (noisy - mean).abs().max() < 1.0
+
+
+def test_vae_pca_init_with_fewer_poses_than_components() -> None:
+    vae = PoseVAE(pose_dims=12, pca_dims=6, code_dims=4, noise_std=0.05)
+    vae.init_from_pca(np.random.default_rng(0).normal(size=(3, 12)))
+    assert torch.isfinite(vae.enc_fc.weight).all() and (vae.dec_out.weight[:, 3:] == 0).all()
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="power of 2"):
+        CrossingNetConfig(crop_px=100)
+    with pytest.raises(ValueError, match="no head layer"):
+        CrossingNetConfig(crop_px=16, feature_px=4)
+    with pytest.raises(ValueError, match="unknown convention"):
+        CrossingNetConfig(convention="kinect")
+    with pytest.raises(ValueError, match="unknown model preset"):
+        model_config("huge")
+    cfg = model_config("tiny", convention="icvl")
+    assert CrossingNetConfig.from_dict(cfg.to_dict()) == cfg

@@ -1,0 +1,262 @@
+"""The trainer: stages on a toy store, label subsets, determinism, resume, flags."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from crossingnets import cli
+from crossingnets import train as T
+from crossingnets.camera import CAMERAS, xyz_to_uvd
+from crossingnets.checkpoint import load_latent_stats, load_training_state
+from crossingnets.data.preprocess import CropConfig
+from crossingnets.data.store import StoreWriter
+from crossingnets.hand.conventions import get_convention
+from crossingnets.models import CrossingNet, CrossingNetConfig
+
+
+def write_toy_store(
+    path: Path, num_frames: int, crop_px: int = 32, seed: int = 0, convention: str = "icvl"
+) -> Path:
+    """A store whose crops show a disc placed and sized by the pose's two latent factors, so the
+    pose can be learnt from the image."""
+    rng = np.random.default_rng(seed)
+    conv, cam = get_convention(convention), CAMERAS[convention]
+    crop = CropConfig(cube_mm=250.0, crop_px=crop_px)
+    j = conv.num_joints
+    base = rng.normal(0.0, 40.0, (j, 3))
+    axes = rng.normal(0.0, 15.0, (2, j, 3))
+    factors = rng.uniform(-1.0, 1.0, (num_frames, 2))
+    center = np.array([0.0, 0.0, 500.0]) + rng.normal(0.0, 5.0, (num_frames, 3))
+    joints = center[:, None] + base + np.einsum("nk,kjc->njc", factors, axes)
+    yy, xx = np.mgrid[:crop_px, :crop_px] / (crop_px - 1) * 2 - 1
+    cu, cv, r = (
+        factors[:, 0, None, None] * 0.4,
+        factors[:, 1, None, None] * 0.4,
+        0.3 + 0.1 * factors[:, :1, None],
+    )
+    disc = (xx - cu) ** 2 + (yy - cv) ** 2 < r**2
+    depth = np.where(disc, -0.2 + 0.3 * (xx - cu), 1.0)[:, None]
+    with StoreWriter(path, conv, cam, crop, {"source": "toy", "seed": seed}) as w:
+        w.append(
+            depth=depth,
+            joints_xyz=joints,
+            joints_uvd=xyz_to_uvd(joints, cam),
+            com_uvd=xyz_to_uvd(center, cam),
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_toy_store(tmp_path_factory.mktemp("data") / "toy.h5", 40)
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / T.METRICS_FILE).read_text().splitlines()]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_training_state(run / T.CHECKPOINT_FILE)["model"]
+
+
+@pytest.fixture(scope="module")
+def full_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All three stages of the tiny preset, uninterrupted."""
+    torch.set_num_threads(1)  # module fixtures run before conftest's per-test thread setting
+    out = tmp_path_factory.mktemp("runs") / "full"
+    summary = T.train(T.train_config("tiny", label_fraction=0.5), store, out, progress=False)
+    assert summary["finished"] and summary["global_step"] == 16
+    return out
+
+
+def test_all_stages_write_run_folder(full_run: Path) -> None:
+    lines = _metrics(full_run)
+    assert [(m["stage"], m["epoch"]) for m in lines] == [
+        ("vae", 1), ("vae", 2), ("gan", 1), ("joint", 1), ("joint", 2)
+    ]  # fmt: skip
+    assert all(math.isfinite(m["val_mm"]) and m["val_mm"] > 0 for m in lines)
+    assert {"loss_pos", "loss_smo", "loss_d_gan", "loss_recons", "loss_g_smo", "loss_g_gan"} <= set(lines[-1])
+    meta = json.loads((full_run / "config.json").read_text())
+    assert meta["model_config"]["crop_px"] == 32 and meta["train_config"]["preset"] == "tiny"
+    assert (meta["num_train"], meta["num_labeled"], meta["num_images"], meta["num_val"]) == (32, 16, 32, 8)
+    state = torch.load(full_run / T.CHECKPOINT_FILE, weights_only=True)
+    assert state["stage_index"] == 3 and state["model_config"]["convention"] == "icvl"
+    model = CrossingNet.from_pretrained(full_run / "model")
+    assert model.config == CrossingNetConfig.from_dict(state["model_config"])
+    assert load_latent_stats(full_run / "model").components.shape == (16, 23)
+
+
+def test_same_seed_same_weights_other_seed_differs(store: Path, tmp_path: Path) -> None:
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        cfg = T.train_config("tiny", label_fraction=0.5, stage="gan", seed=seed)
+        T.train(cfg, store, tmp_path / name, progress=False)
+    a, b, c = (_weights(tmp_path / n) for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["generator.fc.0.weight"], c["generator.fc.0.weight"])
+
+
+def test_killed_run_resumes_to_identical_weights(
+    store: Path, full_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill a run at step 14 (the last checkpoint is at step 12), resume, finish: bitwise equal."""
+    original = T.Trainer.train_step
+
+    def killed(self: T.Trainer, stage: str):
+        if self.global_step == 14:
+            raise KeyboardInterrupt
+        return original(self, stage)
+
+    monkeypatch.setattr(T.Trainer, "train_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(T.train_config("tiny", label_fraction=0.5), store, tmp_path, progress=False)
+    monkeypatch.setattr(T.Trainer, "train_step", original)
+    assert load_training_state(tmp_path / T.CHECKPOINT_FILE)["global_step"] == 12
+    with pytest.raises(FileExistsError, match="--resume"):
+        T.train(T.train_config("tiny"), store, tmp_path, progress=False)
+    summary = T.resume(tmp_path, progress=False)
+    assert summary["finished"] and summary["global_step"] == 16
+    ref, got = _weights(full_run), _weights(tmp_path)
+    assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
+    assert _metrics(tmp_path)[-1]["val_mm"] == _metrics(full_run)[-1]["val_mm"]
+
+
+@pytest.mark.parametrize(
+    ("model", "stage", "keys"),
+    [
+        ("crossingnet", "vae", ("recons", "kl")),
+        ("crossingnet", "gan", ("d_gan",)),
+        ("crossingnet", "joint", ("pos", "recons", "smo")),
+        ("scratch", "supervised", ("pos",)),
+        ("deepprior", "supervised", ("pose",)),
+    ],
+)
+def test_each_stage_loss_falls_on_one_fixed_batch(
+    tmp_path: Path, model: str, stage: str, keys: tuple[str, ...]
+) -> None:
+    """One batch holding every frame, labeled and unlabeled alike: each epoch is one step."""
+    store = write_toy_store(tmp_path / "one.h5", 8)
+    cfg = T.train_config(
+        "tiny", model=model, stage=stage, batch_size=8, val_fraction=0.0, warmup_steps=3, save_every=1000, lr=3e-3,
+        **{f"epochs_{stage}": 30},
+    )  # fmt: skip
+    T.train(cfg, store, tmp_path / "run", progress=False)
+    lines = _metrics(tmp_path / "run")
+    for k in keys:
+        first = np.mean([m[f"loss_{k}"] for m in lines[:5] if f"loss_{k}" in m])
+        last = np.mean([m[f"loss_{k}"] for m in lines[-5:]])
+        assert last < 0.7 * first, (k, first, last)
+
+
+def test_label_fraction_and_image_pools(store: Path, tmp_path: Path) -> None:
+    a = T.labeled_subset(100, 0.3, seed=0)
+    assert len(a) == 30 and np.array_equal(a, T.labeled_subset(100, 0.3, seed=0))
+    assert not np.array_equal(a, T.labeled_subset(100, 0.3, seed=1))
+    assert len(T.labeled_subset(10, 0.01, seed=0)) == 1
+    extra = write_toy_store(tmp_path / "extra.h5", 12, seed=3)
+    cfg = T.train_config("tiny", label_fraction=0.25)
+    d = T.load_data(cfg, store, extra, None, 50.0)
+    assert (len(d.train), len(d.labeled), len(d.val)) == (32, 8, 8)
+    assert len(d.images) == 32 + 12  # every training frame plus the unlabeled pool
+    d = T.load_data(replace(cfg, use_unlabeled=False), store, extra, None, 50.0)
+    assert torch.equal(d.images, d.train.depth[d.labeled])
+    d = T.load_data(cfg, store, None, extra, 50.0)
+    assert (len(d.train), len(d.val)) == (40, 12)
+    # Poses: joints relative to the root, the root relative to the crop centre, in 50 mm units.
+    t = d.train
+    joints = (t.pose.view(len(t), -1, 3) + t.root[:, None]) * 50.0 + t.center_xyz[:, None]
+    torch.testing.assert_close(joints, t.joints_xyz, atol=1e-3, rtol=0)
+    assert t.pose.view(len(t), -1, 3)[:, 0].abs().max() == 0  # ICVL's root is joint 0
+
+
+def test_mismatched_stores_are_refused(store: Path, tmp_path: Path) -> None:
+    other = write_toy_store(tmp_path / "big.h5", 4, crop_px=64)
+    with pytest.raises(ValueError, match="64 px crops"):
+        T.load_data(T.train_config("tiny"), store, other, None, 50.0)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"use_smo": False},
+        {"use_gan": False},
+        {"use_unlabeled": False},
+        {"gan_loss": "nonsaturating"},
+        {"bf16": True, "channels_last": True},
+    ],
+)
+def test_joint_stage_options_run(store: Path, tmp_path: Path, overrides: dict) -> None:
+    cfg = T.train_config("tiny", stage="joint", label_fraction=0.5, **overrides)
+    summary = T.train(cfg, store, tmp_path, progress=False, max_steps=3)
+    assert not summary["finished"] and summary["global_step"] == 3
+    state = load_training_state(tmp_path / T.CHECKPOINT_FILE)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_config_plans_and_errors() -> None:
+    assert T.train_config("paper").stages == ("vae", "gan", "joint")
+    assert T.train_config("paper", use_gan=False).stages == ("vae", "joint")
+    assert T.train_config("paper", model="scratch").stages == ("vae", "supervised")
+    assert T.train_config("paper", model="deepprior").stages == ("supervised",)
+    with pytest.raises(ValueError, match="not 'gan'"):
+        T.train_config("paper", model="deepprior", stage="gan")
+    with pytest.raises(ValueError, match="contradicts"):
+        T.train_config("paper", stage="gan", use_gan=False)
+    with pytest.raises(ValueError, match="label_fraction"):
+        T.train_config("paper", label_fraction=0.0)
+
+
+def test_non_finite_loss_stops_the_run(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(T.L, "kl_divergence", lambda mean, logvar: torch.tensor(float("nan")))
+    with pytest.raises(T.NonFiniteLossError, match="non-finite kl loss .* stage vae, epoch 1, step 1"):
+        T.train(T.train_config("tiny", stage="vae"), store, tmp_path, progress=False)
+
+
+def test_cli_stages_chain_through_init(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--stage vae`, then `--stage gan --init` the first run: the VAE weights carry over."""
+    base = ["train", "--data", str(store), "--preset", "tiny", "--no-progress"]
+    assert cli.main([*base, "--out", str(tmp_path / "a"), "--stage", "vae", "--label-fraction", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["finished"]
+    args = [
+        *base,
+        "--out",
+        str(tmp_path / "b"),
+        "--stage",
+        "gan",
+        "--init",
+        str(tmp_path / "a"),
+        "--max-steps",
+        "2",
+    ]
+    assert cli.main(args) == 0
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert torch.equal(a["vae.dec_out.weight"], b["vae.dec_out.weight"])
+    assert not torch.equal(a["generator.fc.0.weight"], b["generator.fc.0.weight"])
+    assert cli.main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
+    assert load_training_state(tmp_path / "b" / T.CHECKPOINT_FILE)["stage_index"] == 1
+    with pytest.raises(ValueError, match="holds a crossingnet model"):
+        cli.main([*base, "--out", str(tmp_path / "c"), "--model", "deepprior", "--init", str(tmp_path / "a")])
+
+
+def test_tensorboard_flag_fails_clearly_without_tensorboard(store: Path, tmp_path: Path) -> None:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="pip install tensorboard"):
+            T.train(T.train_config("tiny", stage="vae"), store, tmp_path, progress=False, tensorboard=True)
+    else:
+        T.train(
+            T.train_config("tiny", stage="vae"),
+            store,
+            tmp_path,
+            progress=False,
+            tensorboard=True,
+            max_steps=1,
+        )
+        assert (tmp_path / "tensorboard").is_dir()

@@ -21,26 +21,20 @@ import torch
 from safetensors.torch import load_file, save_file
 from sklearn.decomposition import PCA
 
+from crossingnets.files import atomic_output
+
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 LATENT_FILE = "latent_stats.safetensors"
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def save_training_state(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Atomically write a training state (tensors and primitives only) to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
+    with atomic_output(path) as tmp:
         torch.save({"format_version": FORMAT_VERSION, **state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -89,9 +83,8 @@ class LatentStats:
             f.name: torch.as_tensor(np.ascontiguousarray(getattr(self, f.name), np.float32))
             for f in fields(self)
         }
-        tmp = _tmp_path(Path(path))
-        save_file(tensors, tmp)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            save_file(tensors, tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LatentStats:
@@ -125,9 +118,8 @@ class PretrainedMixin:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = _tmp_path(folder / WEIGHTS_FILE)
-        save_file(state, tmp, metadata={"format": "pt", "kind": self.kind})
-        os.replace(tmp, folder / WEIGHTS_FILE)
+        with atomic_output(folder / WEIGHTS_FILE) as tmp:
+            save_file(state, tmp, metadata={"format": "pt", "kind": self.kind})
         if latent_stats is not None:
             latent_stats.save(folder / LATENT_FILE)
         meta = {
@@ -136,9 +128,8 @@ class PretrainedMixin:
             "config": self.config.to_dict(),
             "metadata": metadata or {},
         }
-        tmp = _tmp_path(folder / CONFIG_FILE)
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, folder / CONFIG_FILE)
+        with atomic_output(folder / CONFIG_FILE) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2) + "\n")
         return folder
 
     @classmethod

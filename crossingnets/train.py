@@ -43,6 +43,7 @@ from crossingnets.checkpoint import (
     save_training_state,
 )
 from crossingnets.data.store import StoreInfo, load_arrays, read_info
+from crossingnets.files import atomic_output
 from crossingnets.models import MODELS, CrossingNetConfig, LatentPoseModel, model_config
 
 log = logging.getLogger(__name__)
@@ -764,7 +765,8 @@ def train(
             meta = {"train_config": asdict(cfg), "model_kind": cfg.model, "model_config": model.config.to_dict(), "paths": paths,
                     "num_train": len(d.train), "num_labeled": len(d.labeled), "num_images": len(d.images),
                     "num_val": 0 if d.val is None else len(d.val), "world_size": ddp.world}  # fmt: skip
-            (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+            with atomic_output(out / CONFIG_FILE) as tmp:
+                tmp.write_text(json.dumps(meta, indent=2) + "\n")
         trainer = Trainer(cfg, d, out, model, ddp, paths, progress, tensorboard)
         return trainer.run(max_steps)
 

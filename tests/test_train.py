@@ -18,6 +18,7 @@ from crossingnets.checkpoint import load_latent_stats, load_training_state
 from crossingnets.data.preprocess import CropConfig
 from crossingnets.data.store import StoreWriter
 from crossingnets.hand.conventions import get_convention
+from crossingnets.inference import HandPoseEstimator
 from crossingnets.models import CrossingNet, CrossingNetConfig
 
 
@@ -91,6 +92,8 @@ def test_all_stages_write_run_folder(full_run: Path) -> None:
     model = CrossingNet.from_pretrained(full_run / "model")
     assert model.config == CrossingNetConfig.from_dict(state["model_config"])
     assert load_latent_stats(full_run / "model").components.shape == (16, 23)
+    est = HandPoseEstimator.from_pretrained(full_run)  # a run folder resolves to its model/
+    assert est.latent_stats is not None and est.convention.name == "icvl"
 
 
 def test_same_seed_same_weights_other_seed_differs(store: Path, tmp_path: Path) -> None:

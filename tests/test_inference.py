@@ -1,0 +1,105 @@
+"""HandPoseEstimator on raw frames and crops, the latent tools, and `crossingnets predict`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from crossingnets import cli
+from crossingnets.camera import CAMERAS, uvd_to_xyz
+from crossingnets.checkpoint import LatentStats
+from crossingnets.data.preprocess import preprocess
+from crossingnets.inference import HandPoseEstimator
+from crossingnets.models import MODELS, model_config
+
+CAM = CAMERAS["icvl"]
+
+
+def _frame(u: float, v: float, d: float = 450.0) -> np.ndarray:
+    """A 320x240 frame in mm holding one disc (the 'hand') at pixel (u, v), depth d."""
+    yy, xx = np.mgrid[: CAM.height_px, : CAM.width_px]
+    disc = (xx - u) ** 2 + (yy - v) ** 2 < 25**2
+    return np.where(disc, d + 0.05 * (xx - u), 0.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = MODELS["crossingnet"](model_config("tiny", convention="icvl"))
+    model.train()
+    model(torch.rand(8, 1, 32, 32))  # non-trivial batch-norm statistics
+    folder = tmp_path_factory.mktemp("model")
+    stats = LatentStats.fit(np.random.default_rng(0).normal(size=(30, 23)))
+    return model.eval().save_pretrained(folder, latent_stats=stats)
+
+
+def test_predict_frame_and_batch(model_dir: Path) -> None:
+    est = HandPoseEstimator.from_pretrained(model_dir)
+    assert est.latent_stats is not None and est.crop.crop_px == 32
+    frames = np.stack([_frame(150, 110), _frame(180, 140, 520.0)])
+    one = est.predict(frames[0], CAM)
+    assert one["joints_xyz"].shape == (16, 3) and one["joints_uvd"].shape == (16, 3)
+    assert one["com_uvd"].shape == (3,) and one["latent"].shape == (23,)
+    both = est.predict(frames, CAM)
+    assert both["joints_xyz"].shape == (2, 16, 3)
+    np.testing.assert_allclose(both["joints_xyz"][0], one["joints_xyz"], atol=1e-3)
+    # uvd and xyz describe the same points; the joints sit around the detected centre
+    np.testing.assert_allclose(uvd_to_xyz(both["joints_uvd"], CAM), both["joints_xyz"], atol=1e-2)
+    assert abs(one["com_uvd"][2] - 450.0) < 5.0
+    # decode_latent gives the same joints relative to the crop centre
+    rel = est.decode_latent(both["latent"]) + uvd_to_xyz(both["com_uvd"], CAM)[:, None]
+    np.testing.assert_allclose(rel, both["joints_xyz"], atol=1e-3)
+
+
+def test_predict_crops_matches_predict_with_given_center(model_dir: Path) -> None:
+    est = HandPoseEstimator.from_pretrained(model_dir)
+    frame, center = _frame(160, 120), np.array([160.0, 120.0, 450.0])
+    crop = preprocess(frame, CAM, est.crop, center)
+    a = est.predict(frame, CAM, center=center)
+    b = est.predict_crops(crop.depth[None, None], center[None], CAM)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k][0])
+    with pytest.raises(ValueError, match=r"\(B, 1, 32, 32\)"):
+        est.predict_crops(np.zeros((1, 1, 64, 64), np.float32), center[None], CAM)
+
+
+def test_latent_tools(model_dir: Path) -> None:
+    est = HandPoseEstimator.from_pretrained(model_dir)
+    z = np.random.default_rng(0).normal(size=(3, 23)).astype(np.float32)
+    crops = est.generate_depth(z)
+    assert crops.shape == (3, 32, 32) and np.abs(crops).max() <= 1
+    assert est.smoothness_distance(crops, crops).shape == (3, 23)
+    assert np.abs(est.smoothness_distance(crops, crops)).max() == 0
+    assert np.abs(est.smoothness_distance(crops[:1], crops[1:2])).max() > 0
+
+
+def test_baselines_have_no_generator(tmp_path: Path) -> None:
+    MODELS["deepprior"](model_config("tiny", convention="icvl")).save_pretrained(tmp_path)
+    est = HandPoseEstimator.from_pretrained(tmp_path)
+    assert est.predict(_frame(160, 120), CAM)["latent"].shape == (8 + 3,)
+    with pytest.raises(TypeError, match="deepprior baseline"):
+        est.generate_depth(np.zeros((1, 11), np.float32))
+
+
+def test_predict_cli_prints_json(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip(
+        "crossingnets.explorer.depth_io", reason="the depth image reader is not in this tree yet"
+    )
+    frame = _frame(150, 120)
+    np.save(tmp_path / "f.npy", frame)
+    Image.fromarray(frame.round().astype(np.uint16)).save(tmp_path / "f.png")
+    assert (
+        cli.main(
+            ["predict", "--checkpoint", str(model_dir), str(tmp_path / "f.npy"), str(tmp_path / "f.png")]
+        )
+        == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(r["image"]).name for r in lines] == ["f.npy", "f.png"]
+    assert np.array(lines[0]["joints_xyz"]).shape == (16, 3) and len(lines[0]["joint_names"]) == 16
+    np.testing.assert_allclose(lines[0]["joints_xyz"], lines[1]["joints_xyz"], atol=1.0)

@@ -9,7 +9,7 @@ import pytest
 
 from crossingnets.camera import CAMERAS
 from crossingnets.hand.capsules import Capsules
-from crossingnets.hand.render import Rendering
+from crossingnets.hand.render import Rendering, render
 from crossingnets.hand.sensor import (
     SceneConfig,
     SensorConfig,
@@ -152,7 +152,7 @@ def test_simulated_hand_in_front_of_a_body() -> None:
         np.array([[[60.0, 0.0, 610.0], [0.0, 60.0, 590.0]]], np.float32),
         np.array([[20.0, 10.0]], np.float32),
     )
-    scene = SceneConfig(body_shift_max_mm=0.0)
+    scene = SceneConfig(body_prob=1.0, body_shift_max_mm=0.0)
     a = simulate_depth(caps, NYU, np.random.default_rng(3), scene=scene)
     b = simulate_depth(caps, NYU, np.random.default_rng(3), scene=scene)
     np.testing.assert_array_equal(a, b)
@@ -162,3 +162,26 @@ def test_simulated_hand_in_front_of_a_body() -> None:
     assert near.size > 1000 and far.size > 3 * near.size  # the torso fills the window
     bg = sample_background(np.random.default_rng(3), caps, scene)
     assert (bg.ellipsoid_center_mm[0, :, 2] - bg.ellipsoid_radii_mm[0, :, 2] >= 630.0 + 150.0 - 1e-6).all()
+
+
+def test_fused_simulation_equals_render_then_sensor() -> None:
+    caps = Capsules(
+        np.array([[[-60.0, 0.0, 600.0]], [[20.0, 30.0, 450.0]]], np.float32),
+        np.array([[[60.0, 10.0, 610.0]], [[40.0, -50.0, 480.0]]], np.float32),
+        np.array([[20.0], [12.0]], np.float32),
+    )
+    scene = SceneConfig(body_prob=0.5, table_prob=0.5)
+    fused = simulate_depth(caps, NYU, np.random.default_rng(5), scene=scene)
+    rng = np.random.default_rng(5)
+    background = sample_background(rng, caps, scene)
+    staged = apply_sensor(render(caps, NYU, background, scene.margin_mm), NYU, SensorConfig(), rng)
+    np.testing.assert_array_equal(fused, staged)
+
+
+def test_nyu_like_scene_fills_the_frame_behind_the_hand() -> None:
+    caps = Capsules(np.array([[[0.0, 0.0, 600.0]]], np.float32), np.array([[[0.0, 60.0, 600.0]]], np.float32),
+                    np.array([[25.0]], np.float32))  # fmt: skip
+    default = simulate_depth(caps, NYU, np.random.default_rng(0))
+    nyu = simulate_depth(caps, NYU, np.random.default_rng(0), scene=SceneConfig.nyu_like())
+    assert (default > 700).sum() == 0  # the default scene is the hand alone
+    assert (nyu > 700).sum() > 5 * ((nyu > 0) & (nyu < 700)).sum()  # a torso, beyond the crop

@@ -71,6 +71,29 @@ def render(
     depth): with the default, any crop cube up to 300 mm centred on a hand point is covered, while
     the full frame would cost several times more. Pass `math.inf` for full frames.
     """
+    scene = prepare_scene(capsules, cam, background, background_margin_mm)
+    shape = (len(scene.hand_box_px), cam.height_px, cam.width_px)
+    # np.zeros maps untouched pages lazily, so frames pay only for the window they draw into.
+    depth = np.zeros(shape, dtype=np.float32)
+    cos_view = np.zeros(shape, dtype=np.float32)
+    _render_batch(*scene.arrays, *camera_args(cam), scene.roi_px, depth, cos_view)
+    return Rendering(depth, cos_view, scene.hand_box_px, scene.roi_px)
+
+
+class Scene(NamedTuple):
+    """Validated float64 geometry and the pixel windows it will occupy (kernel input)."""
+
+    arrays: tuple[
+        np.ndarray, ...
+    ]  # capsule start, end, radius, ellipsoid centre, radii, plane normal, offset
+    hand_box_px: np.ndarray  # (B, 4) int32
+    roi_px: np.ndarray  # (B, 4) int32
+
+
+def prepare_scene(
+    capsules: Capsules, cam: Intrinsics, background: Background | None, background_margin_mm: float
+) -> Scene:
+    """Check the inputs and find, per frame, the hand's pixel box and the window to draw in."""
     start, end, radius = _check_capsules(capsules)
     batch = start.shape[0]
     bg = Background.empty(batch) if background is None else background
@@ -81,18 +104,16 @@ def render(
         raise ValueError("background ellipsoid radii must be > 0 mm")
     if not background_margin_mm >= 0:
         raise ValueError(f"background_margin_mm must be >= 0, got {background_margin_mm}")
-    shape = (batch, cam.height_px, cam.width_px)
-    # np.zeros maps untouched pages lazily, so frames pay only for the window they draw into.
-    depth = np.zeros(shape, dtype=np.float32)
-    cos_view = np.zeros(shape, dtype=np.float32)
+    has_background = ell_c.shape[1] + pl_n.shape[1] > 0
+    margin = min(float(background_margin_mm), 1e9) if has_background else -1.0  # numba: finite
     hand_box = np.zeros((batch, 4), dtype=np.int32)
     roi = np.zeros((batch, 4), dtype=np.int32)
-    margin = min(float(background_margin_mm), 1e9)  # numba needs a finite float
-    _render_batch(
-        start, end, radius, ell_c, ell_r, pl_n, pl_d,
-        cam.fx, cam.fy, cam.cx, cam.cy, margin, depth, cos_view, hand_box, roi,
-    )  # fmt: skip
-    return Rendering(depth, cos_view, hand_box, roi)
+    _extents(start, end, radius, *camera_args(cam), margin, hand_box, roi)
+    return Scene((start, end, radius, ell_c, ell_r, pl_n, pl_d), hand_box, roi)
+
+
+def camera_args(cam: Intrinsics) -> tuple[float, float, float, float, int, int]:
+    return cam.fx, cam.fy, cam.cx, cam.cy, cam.width_px, cam.height_px
 
 
 def _check_capsules(capsules: Capsules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,110 +131,193 @@ def _check_capsules(capsules: Capsules) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 # ---------------------------------------------------------------------------------------------
-# numba kernels. Boxes are float (u_min, v_min, u_max, v_max) in pixels until clipped to the frame.
+# numba kernels. Drawing goes into a *window*: 2-D arrays holding the frame's pixels
+# [u0, u0 + w) x [v0, v0 + h); a full frame is the window with origin (0, 0).
 
 
 @njit(cache=True)
-def _sphere_box(x, y, z, r, fx, fy, cx, cy):
-    """Projected extent of a sphere: u = fx * x / z + cx is monotone in x and in z over the
-    sphere's bounding cube, so the cube's corners bound it. A sphere reaching the near plane gets
-    an infinite box (every pixel is tested)."""
-    if z - r < NEAR_MM:
-        return -np.inf, -np.inf, np.inf, np.inf
-    u_lo = min((x - r) / (z - r), (x - r) / (z + r)) * fx + cx
-    u_hi = max((x + r) / (z - r), (x + r) / (z + r)) * fx + cx
-    v_lo = min((y - r) / (z - r), (y - r) / (z + r)) * fy + cy
-    v_hi = max((y + r) / (z - r), (y + r) / (z + r)) * fy + cy
-    return u_lo, v_lo, u_hi, v_hi
+def _sphere_disc(x, y, z, r, fx, fy, cx, cy):
+    """Projected centre (u, v) and a radius rho (px) of a disc around it holding the sphere's image;
+    rho = inf when the sphere reaches the near plane or the image's horizon.
 
-
-@njit(cache=True)
-def _clip_box(u_lo, v_lo, u_hi, v_hi, width, height):
-    """Float extent -> integer pixel range [u0, u1) x [v0, v1) of pixel centres inside it."""
-    u0 = max(0, math.ceil(max(u_lo, -1.0)))
-    v0 = max(0, math.ceil(max(v_lo, -1.0)))
-    u1 = min(width, math.floor(min(u_hi, width + 1.0)) + 1)
-    v1 = min(height, math.floor(min(v_hi, height + 1.0)) + 1)
-    return u0, v0, max(u0, u1), max(v0, v1)
-
-
-@njit(cache=True)
-def _capsule_hit(ax, ay, az, bx, by, bz, r, dx, dy):
-    """Nearest hit of the ray t * (dx, dy, 1) with a capsule; returns (t, cos_view), t = 0 on a miss.
-
-    The infinite cylinder around the axis is solved first; a hit whose foot lies beyond an end
-    falls back to that end's sphere (the capsule is their union, and the cylinder's near side is
-    always in front of the spheres' where they overlap).
+    The silhouette cone has half angle a = asin(r / D) around a centre at angle t off the optical
+    axis; its image point farthest from the projected centre lies outward along the radial line, at
+    f * (tan(t + a) - tan(t)) (the image stretches radially, never tangentially beyond that).
     """
-    ex, ey, ez = bx - ax, by - ay, bz - az  # axis
-    ee = ex * ex + ey * ey + ez * ez
-    dd = dx * dx + dy * dy + 1.0
-    ed = ex * dx + ey * dy + ez
-    ea = -(ex * ax + ey * ay + ez * az)  # axis . (origin - a)
-    da = -(dx * ax + dy * ay + az)  # ray . (origin - a)
-    aa = ax * ax + ay * ay + az * az
-    if ee > 1e-12:
-        qa = ee * dd - ed * ed
-        qb = ee * da - ea * ed
-        qc = ee * aa - ea * ea - r * r * ee
-        h = qb * qb - qa * qc
-        if h < 0.0:
-            return 0.0, 0.0
-        if qa > 1e-12:
-            t = (-qb - math.sqrt(h)) / qa
-            foot = ea + t * ed  # axis coordinate of the hit, times |axis|
-            if 0.0 < foot < ee and t > 0.0:
-                s = foot / ee
-                nx = t * dx - ax - s * ex
-                ny = t * dy - ay - s * ey
-                nz = t - az - s * ez
-                return t, -(nx * dx + ny * dy + nz) / (r * math.sqrt(dd))
-            if foot >= ee:  # beyond the end: hit the end sphere
-                ax, ay, az = bx, by, bz
-        elif ea >= ee:  # ray parallel to the axis, origin beyond the end
-            ax, ay, az = bx, by, bz
-    return _sphere_hit(ax, ay, az, r, dx, dy, dd)
+    dist = math.sqrt(x * x + y * y + z * z)
+    if z - r < NEAR_MM:
+        return 0.0, 0.0, np.inf
+    tan_t = math.sqrt(x * x + y * y) / z
+    tan_a = r / math.sqrt(dist * dist - r * r)
+    if tan_t * tan_a >= 0.99:
+        return 0.0, 0.0, np.inf
+    f = max(fx, fy)
+    rho = f * ((tan_t + tan_a) / (1.0 - tan_t * tan_a) - tan_t)
+    return fx * x / z + cx, fy * y / z + cy, rho * 1.0001 + 0.01  # margin for rounding
 
 
 @njit(cache=True)
-def _sphere_hit(cx, cy, cz, r, dx, dy, dd):
-    """Nearest hit (t, cos_view) of the ray t * (dx, dy, 1) with a sphere; t = 0 on a miss."""
+def _capsule_outline(a, b, r, fx, fy, cx, cy):
+    """The capsule's image lies in the 2-D stadium (segment pa-pb grown by rho): a capsule is the
+    convex hull of its end spheres and perspective maps hulls to hulls. Returns pa, pb, rho."""
+    ua, va, rho_a = _sphere_disc(a[0], a[1], a[2], r, fx, fy, cx, cy)
+    ub, vb, rho_b = _sphere_disc(b[0], b[1], b[2], r, fx, fy, cx, cy)
+    return ua, va, ub, vb, max(rho_a, rho_b)
+
+
+@njit(cache=True)
+def _row_span(ua, va, ub, vb, rho, v):
+    """Float u-interval of row v inside the stadium's box and its band around the segment line."""
+    lo, hi = min(ua, ub) - rho, max(ua, ub) + rho
+    du, dv = ub - ua, vb - va
+    length = math.sqrt(du * du + dv * dv)
+    if length > 1e-9 and abs(dv) > 1e-9 * length:
+        # |cross(p - pa, dir)| <= rho with p = (u, v): an interval of u of half width rho * L / |dv|.
+        mid = ua + (v - va) * du / dv
+        half = rho * length / abs(dv)
+        lo, hi = max(lo, mid - half), min(hi, mid + half)
+    return lo, hi
+
+
+@njit(cache=True)
+def _clip_range(lo, hi, first, stop):
+    """Integer range [i0, i1) of pixel centres in [lo, hi], clipped to [first, stop)."""
+    if not hi >= lo:  # also catches NaN
+        return first, first
+    i0 = max(first, math.ceil(max(lo, first - 1.0)))
+    i1 = min(stop, math.floor(min(hi, stop + 1.0)) + 1)
+    return i0, max(i0, i1)
+
+
+@njit(cache=True)
+def _extents(start, end, radius, fx, fy, cx, cy, width, height, margin_mm, hand_box, roi):
+    """Per frame: the hand's pixel box and the drawing window (the box grown by the background
+    margin, converted at the hand's nearest depth; margin < 0: no background, window = box)."""
+    for b in range(start.shape[0]):
+        u_lo, v_lo, u_hi, v_hi, z_near = np.inf, np.inf, -np.inf, -np.inf, np.inf
+        for k in range(radius.shape[1]):
+            ua, va, ub, vb, rho = _capsule_outline(start[b, k], end[b, k], radius[b, k], fx, fy, cx, cy)
+            u_lo, u_hi = min(u_lo, ua - rho, ub - rho), max(u_hi, ua + rho, ub + rho)
+            v_lo, v_hi = min(v_lo, va - rho, vb - rho), max(v_hi, va + rho, vb + rho)
+            z_near = min(z_near, start[b, k, 2] - radius[b, k], end[b, k, 2] - radius[b, k])
+        _set_box(hand_box[b], u_lo, v_lo, u_hi, v_hi, width, height)
+        grow = max(margin_mm, 0.0) / max(z_near, NEAR_MM)
+        if margin_mm < 0.0 or u_lo > u_hi:
+            roi[b] = hand_box[b]
+        else:
+            _set_box(
+                roi[b], u_lo - grow * fx, v_lo - grow * fy, u_hi + grow * fx, v_hi + grow * fy, width, height
+            )
+
+
+@njit(cache=True)
+def _set_box(out, u_lo, v_lo, u_hi, v_hi, width, height):
+    out[0], out[2] = _clip_range(u_lo, u_hi, 0, width)
+    out[1], out[3] = _clip_range(v_lo, v_hi, 0, height)
+
+
+@njit(cache=True)
+def _draw_capsule(a, b, r, fx, fy, cx, cy, depth, cos_view, u0, v0):
+    """Z-buffer one capsule into the window, pixel by pixel inside its projected outline.
+
+    Ray t * d, d = (dx, dy, 1), against the infinite cylinder around axis e = b - a: with
+    w = t d - a, |w|^2 - (w . e)^2 / |e|^2 = r^2 is a quadratic in t whose coefficients are hoisted
+    out of the loops. A hit whose foot on the axis lies beyond an end falls back to that end's
+    sphere (the capsule is the cylinder piece plus the two spheres).
+    """
+    ax, ay, az = a[0], a[1], a[2]
+    ex, ey, ez = b[0] - ax, b[1] - ay, b[2] - az
+    ee = ex * ex + ey * ey + ez * ez
+    ea = -(ex * ax + ey * ay + ez * az)  # e . (origin - a)
+    qc = ee * (ax * ax + ay * ay + az * az - r * r) - ea * ea
+    ua, va, ub, vb, rho = _capsule_outline(a, b, r, fx, fy, cx, cy)
+    height, width = depth.shape
+    ifx, ify = 1.0 / fx, 1.0 / fy
+    row0, row1 = _clip_range(min(va, vb) - rho, max(va, vb) + rho, v0, v0 + height)
+    for v in range(row0, row1):
+        lo, hi = _row_span(ua, va, ub, vb, rho, v)
+        col0, col1 = _clip_range(lo, hi, u0, u0 + width)
+        dy = (v - cy) * ify
+        ed_row, da_row, dd_row = ey * dy + ez, -(ay * dy + az), dy * dy + 1.0
+        for u in range(col0, col1):
+            dx = (u - cx) * ifx
+            dd = dx * dx + dd_row
+            ed = ex * dx + ed_row
+            da = da_row - ax * dx
+            qa = ee * dd - ed * ed
+            qb = ee * da - ea * ed
+            h = qb * qb - qa * qc
+            if h < 0.0:
+                continue  # the ray misses the infinite cylinder, hence the capsule
+            t, foot = 0.0, -1.0
+            if qa > 1e-9 * ee * dd:
+                t = (-qb - math.sqrt(h)) / qa
+                foot = ea + t * ed  # axis coordinate of the hit, times |e|^2
+            i, j = v - v0, u - u0
+            if 0.0 < foot < ee and t > 0.0:
+                if _nearer(depth, i, j, t):
+                    s = foot / ee
+                    nx, ny, nz = t * dx - ax - s * ex, t * dy - ay - s * ey, t - az - s * ez
+                    depth[i, j] = t
+                    cos_view[i, j] = -(nx * dx + ny * dy + nz) / (r * math.sqrt(dd))
+            elif foot >= ee or (foot < 0.0 and qa <= 1e-9 * ee * dd and ea >= ee):
+                _store_sphere(depth, cos_view, i, j, b[0], b[1], b[2], r, dx, dy, dd)
+            else:
+                _store_sphere(depth, cos_view, i, j, ax, ay, az, r, dx, dy, dd)
+
+
+@njit(cache=True)
+def _nearer(depth, i, j, t):
+    """Z-test: t is in front of the near plane and of what the window holds (0 = empty)."""
+    return t >= NEAR_MM and (depth[i, j] == 0.0 or t < depth[i, j])
+
+
+@njit(cache=True)
+def _store_sphere(depth, cos_view, i, j, cx, cy, cz, r, dx, dy, dd):
+    """Z-buffer the hit of the ray t * (dx, dy, 1) with a sphere, if any."""
     b = dx * cx + dy * cy + cz  # ray . centre
     h = b * b - dd * (cx * cx + cy * cy + cz * cz - r * r)
     if h < 0.0:
-        return 0.0, 0.0
+        return
     t = (b - math.sqrt(h)) / dd
-    if t <= 0.0:
-        return 0.0, 0.0
-    nx, ny, nz = t * dx - cx, t * dy - cy, t - cz
-    return t, -(nx * dx + ny * dy + nz) / (r * math.sqrt(dd))
+    if _nearer(depth, i, j, t):
+        nx, ny, nz = t * dx - cx, t * dy - cy, t - cz
+        depth[i, j] = t
+        cos_view[i, j] = -(nx * dx + ny * dy + nz) / (r * math.sqrt(dd))
 
 
 @njit(cache=True)
-def _ellipsoid_hit(c, radii, dx, dy):
-    """Nearest hit (t, cos_view) with an axis-aligned ellipsoid, solved in its unit-sphere frame."""
-    px, py, pz = dx / radii[0], dy / radii[1], 1.0 / radii[2]
-    ox, oy, oz = -c[0] / radii[0], -c[1] / radii[1], -c[2] / radii[2]
+def _ellipsoid_terms(c, radii):
+    """Per-ellipsoid constants of the ray test, solved in its unit-sphere frame: inverse radii,
+    the scaled origin o = -c / radii and |o|^2 - 1."""
+    inv = 1.0 / radii
+    o = -c * inv
+    return inv[0], inv[1], inv[2], o[0], o[1], o[2], o[0] * o[0] + o[1] * o[1] + o[2] * o[2] - 1.0
+
+
+@njit(cache=True)
+def _ellipsoid_hit(terms, dx, dy):
+    """Nearest hit (t, cos_view) of the ray t * (dx, dy, 1) with an ellipsoid given its terms."""
+    ix, iy, iz, ox, oy, oz, oo = terms
+    px, py, pz = dx * ix, dy * iy, iz
     qa = px * px + py * py + pz * pz
     qb = px * ox + py * oy + pz * oz
-    h = qb * qb - qa * (ox * ox + oy * oy + oz * oz - 1.0)
+    h = qb * qb - qa * oo
     if h < 0.0:
         return 0.0, 0.0
     t = (-qb - math.sqrt(h)) / qa
     if t <= 0.0:
         return 0.0, 0.0
-    # Normal = gradient of the implicit function: (p - c) / radii^2.
-    nx = (t * dx - c[0]) / (radii[0] * radii[0])
-    ny = (t * dy - c[1]) / (radii[1] * radii[1])
-    nz = (t - c[2]) / (radii[2] * radii[2])
+    # Normal = gradient of the implicit function, (p - c) / radii^2 = (t * scaled ray + o) / radii.
+    nx, ny, nz = (t * px + ox) * ix, (t * py + oy) * iy, (t * pz + oz) * iz
     norm = math.sqrt((nx * nx + ny * ny + nz * nz) * (dx * dx + dy * dy + 1.0))
     return t, -(nx * dx + ny * dy + nz) / norm
 
 
 @njit(cache=True)
-def _plane_hit(n, offset, dx, dy):
+def _plane_hit(nx, ny, nz, offset, dx, dy):
     """Hit (t, cos_view) with the plane n . p = offset, seen from either side; t = 0 on a miss."""
-    nd = n[0] * dx + n[1] * dy + n[2]
+    nd = nx * dx + ny * dy + nz
     if nd == 0.0:
         return 0.0, 0.0
     t = offset / nd
@@ -223,75 +327,48 @@ def _plane_hit(n, offset, dx, dy):
 
 
 @njit(cache=True)
-def _store(depth, cos_view, v, u, t, c):
-    """Z-buffer write: keep the nearest surface (0 = empty)."""
-    if t >= NEAR_MM and (depth[v, u] == 0.0 or t < depth[v, u]):
-        depth[v, u] = t
-        cos_view[v, u] = c
+def _store(depth, cos_view, i, j, t, c):
+    """Z-buffer write at window row i, column j: keep the nearest surface."""
+    if _nearer(depth, i, j, t):
+        depth[i, j] = t
+        cos_view[i, j] = c
 
 
 @njit(cache=True)
-def _render_hand(start, end, radius, fx, fy, cx, cy, depth, cos_view):
-    """Draw one frame's capsules; returns the float box of the hand and its nearest depth."""
-    height, width = depth.shape
-    box = np.array([np.inf, np.inf, -np.inf, -np.inf])
-    z_near = np.inf
+def draw_frame(start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, depth, cos_view, u0, v0):
+    """Numba kernel: one frame's capsules, then its background surfaces over the whole window.
+
+    `depth` and `cos_view` are (h, w) windows holding frame pixels [u0, u0 + w) x [v0, v0 + h),
+    zero on entry; the arrays are one frame of `Scene.arrays`. Public for fused pipelines
+    (`crossingnets.hand.sensor.simulate_depth` draws into small windows, never full frames)."""
     for k in range(radius.shape[0]):
-        a, b, r = start[k], end[k], radius[k]
-        a_box = _sphere_box(a[0], a[1], a[2], r, fx, fy, cx, cy)
-        b_box = _sphere_box(b[0], b[1], b[2], r, fx, fy, cx, cy)
-        lo_u, lo_v = min(a_box[0], b_box[0]), min(a_box[1], b_box[1])
-        hi_u, hi_v = max(a_box[2], b_box[2]), max(a_box[3], b_box[3])
-        box[0], box[1] = min(box[0], lo_u), min(box[1], lo_v)
-        box[2], box[3] = max(box[2], hi_u), max(box[3], hi_v)
-        z_near = min(z_near, a[2] - r, b[2] - r)
-        u0, v0, u1, v1 = _clip_box(lo_u, lo_v, hi_u, hi_v, width, height)
-        for v in range(v0, v1):
-            dy = (v - cy) / fy
-            for u in range(u0, u1):
-                t, c = _capsule_hit(a[0], a[1], a[2], b[0], b[1], b[2], r, (u - cx) / fx, dy)
-                _store(depth, cos_view, v, u, t, c)
-    return box, z_near
-
-
-@njit(cache=True)
-def _render_background(ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, u0, v0, u1, v1, depth, cos_view):
-    """Draw the background surfaces of one frame inside the pixel window [u0, u1) x [v0, v1)."""
-    for v in range(v0, v1):
-        dy = (v - cy) / fy
-        for u in range(u0, u1):
-            dx = (u - cx) / fx
-            for e in range(ell_c.shape[0]):
-                t, c = _ellipsoid_hit(ell_c[e], ell_r[e], dx, dy)
-                _store(depth, cos_view, v, u, t, c)
-            for p in range(pl_n.shape[0]):
-                t, c = _plane_hit(pl_n[p], pl_d[p], dx, dy)
-                _store(depth, cos_view, v, u, t, c)
+        _draw_capsule(start[k], end[k], radius[k], fx, fy, cx, cy, depth, cos_view, u0, v0)
+    if ell_c.shape[0] + pl_n.shape[0] == 0:
+        return
+    height, width = depth.shape
+    # Scalars hoisted out of the arrays: per-pixel array views would cost atomic refcounts.
+    terms = [_ellipsoid_terms(ell_c[e], ell_r[e]) for e in range(ell_c.shape[0])]
+    planes = [(pl_n[p, 0], pl_n[p, 1], pl_n[p, 2], pl_d[p]) for p in range(pl_n.shape[0])]
+    for i in range(height):
+        dy = (v0 + i - cy) / fy
+        for j in range(width):
+            dx = (u0 + j - cx) / fx
+            for e in range(len(terms)):
+                t, c = _ellipsoid_hit(terms[e], dx, dy)
+                _store(depth, cos_view, i, j, t, c)
+            for p in range(len(planes)):
+                nx, ny, nz, offset = planes[p]
+                t, c = _plane_hit(nx, ny, nz, offset, dx, dy)
+                _store(depth, cos_view, i, j, t, c)
 
 
 @njit(parallel=True, cache=True)
 def _render_batch(
-    start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, margin_mm, depth, cos_view, hand_box, roi
+    start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, width, height, roi, depth, cos_view
 ):
-    height, width = depth.shape[1], depth.shape[2]
     for b in prange(depth.shape[0]):
-        box, z_near = _render_hand(start[b], end[b], radius[b], fx, fy, cx, cy, depth[b], cos_view[b])
-        if box[0] > box[2]:  # no capsules: nothing drawn, empty boxes
-            continue
-        _set_box(hand_box[b], _clip_box(box[0], box[1], box[2], box[3], width, height))
-        if ell_c.shape[1] + pl_n.shape[1] == 0:
-            roi[b] = hand_box[b]
-            continue
-        grow_u = margin_mm * fx / max(z_near, NEAR_MM)
-        grow_v = margin_mm * fy / max(z_near, NEAR_MM)
-        window = _clip_box(box[0] - grow_u, box[1] - grow_v, box[2] + grow_u, box[3] + grow_v, width, height)
-        _set_box(roi[b], window)
-        u0, v0, u1, v1 = window
-        _render_background(
-            ell_c[b], ell_r[b], pl_n[b], pl_d[b], fx, fy, cx, cy, u0, v0, u1, v1, depth[b], cos_view[b]
-        )
-
-
-@njit(cache=True)
-def _set_box(out, box):
-    out[0], out[1], out[2], out[3] = box[0], box[1], box[2], box[3]
+        u0, v0, u1, v1 = roi[b, 0], roi[b, 1], roi[b, 2], roi[b, 3]
+        draw_frame(
+            start[b], end[b], radius[b], ell_c[b], ell_r[b], pl_n[b], pl_d[b], fx, fy, cx, cy,
+            depth[b, v0:v1, u0:u1], cos_view[b, v0:v1, u0:u1], u0, v0,
+        )  # fmt: skip

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from crossingnets.camera import Intrinsics
 from crossingnets.hand.capsules import Capsules
-from crossingnets.hand.render import Background, Rendering, render
+from crossingnets.hand.render import Background, Rendering, camera_args, draw_frame, prepare_scene
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,14 @@ class SensorConfig:
     quant_step_at_1m_mm: float = 3.0
     # Noise std at 1 m (Khoshelham & Elberink 2012: 1.4 mm at 1 m, growing with z^2).
     noise_std_at_1m_mm: float = 1.4
-    noise_cell_px: float = 4.0  # correlation length of the noise (block matching window)
+    noise_cell_px: int = 4  # correlation length of the noise (block matching window)
     min_range_mm: float = 250.0  # nearer surfaces return nothing
     max_range_mm: float = 2000.0  # NYU frames hold nothing beyond 2001 mm
     baseline_mm: float = 75.0  # projector to camera, along +u (Kinect v1); 0 disables shadows
     edge_jump_mm: float = 30.0  # a neighbour step larger than this is a silhouette edge
     edge_band_px: int = 2  # pixels this close to an edge may go missing
     edge_dropout: float = 0.6  # probability of losing a pixel right at an edge, falling to 0 at the band
-    edge_cell_px: float = 2.5  # size of the ragged bites taken out of silhouettes
+    edge_cell_px: int = 3  # size of the ragged bites taken out of silhouettes
     grazing_start_deg: float = 70.0  # viewing angle at which pixels start to drop out
     grazing_full_deg: float = 85.0  # viewing angle beyond which every pixel is lost
     pixel_dropout: float = 0.0005  # isolated missing pixels, anywhere
@@ -62,8 +63,8 @@ class SensorConfig:
         for name in ("edge_dropout", "pixel_dropout"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"SensorConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if not (self.noise_cell_px > 0 and self.edge_cell_px > 0):
-            raise ValueError("SensorConfig noise_cell_px and edge_cell_px must be > 0")
+        if not (self.noise_cell_px >= 1 and self.edge_cell_px >= 1):
+            raise ValueError("SensorConfig noise_cell_px and edge_cell_px must be integers >= 1")
         if not self.max_range_mm > self.min_range_mm:
             raise ValueError(f"max_range_mm {self.max_range_mm} must exceed min_range_mm {self.min_range_mm}")
         if not 0 <= self.grazing_start_deg < self.grazing_full_deg <= 90:
@@ -74,9 +75,15 @@ class SensorConfig:
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """Random surfaces behind the hand. NYU: the subject's torso and head, ~300 mm behind the hand."""
+    """Random surfaces behind the hand. NYU shows the subject's torso and head ~300 mm behind it.
 
-    body_prob: float = 1.0  # fraction of frames with a torso (and head) behind the hand
+    The default draws none: a body at least `body_gap_min_mm` behind the hand lies beyond the back
+    of any crop cube (<= 300 mm, centred inside the hand), so the network input is the same with or
+    without it, while drawing it costs several times the hand. `nyu_like()` draws it, over the
+    whole frame, for pictures and full-frame realism.
+    """
+
+    body_prob: float = 0.0  # fraction of frames with a torso and head behind the hand
     body_gap_min_mm: float = 150.0  # from the hand's farthest point to the torso's front
     body_gap_max_mm: float = 450.0
     body_shift_max_mm: float = 250.0  # torso centre left/right of the hand, uniform
@@ -88,6 +95,11 @@ class SceneConfig:
     table_gap_max_mm: float = 150.0  # from the hand's lowest point down to the table
     table_tilt_max_deg: float = 30.0  # camera looking down at the table
     margin_mm: float = 150.0  # surfaces are drawn this far around the hand (see `render`)
+
+    @classmethod
+    def nyu_like(cls) -> SceneConfig:
+        """A body behind every hand, drawn over the whole frame (as NYU's raw frames look)."""
+        return cls(body_prob=1.0, margin_mm=math.inf)
 
     def __post_init__(self) -> None:
         for name in ("body_prob", "table_prob"):
@@ -146,9 +158,20 @@ def simulate_depth(
     scene: SceneConfig = SceneConfig(),
 ) -> np.ndarray:
     """Capsule hands -> (B, H, W) float32 sensor-like depth in mm (0 = missing): the raw frames
-    that go through `crossingnets.data.preprocess` exactly like real ones."""
+    that go through `crossingnets.data.preprocess` exactly like real ones.
+
+    Equal to `apply_sensor(render(capsules, cam, sample_background(...), scene.margin_mm), ...)`
+    for the same generator state, but each frame is drawn into a small window and never into
+    full-frame intermediates, which saves most of the memory traffic.
+    """
     background = sample_background(rng, capsules, scene)
-    return apply_sensor(render(capsules, cam, background, scene.margin_mm), cam, sensor, rng)
+    prepared = prepare_scene(capsules, cam, background, scene.margin_mm)
+    seeds, holes = _frame_randomness(rng, prepared.hand_box_px, sensor)
+    out = np.zeros((len(seeds), cam.height_px, cam.width_px), dtype=np.float32)
+    _simulate_batch(
+        *prepared.arrays, *camera_args(cam), prepared.roi_px, seeds, holes, _params(sensor, cam), out
+    )
+    return out
 
 
 def apply_sensor(
@@ -159,23 +182,49 @@ def apply_sensor(
     Only `rendering.roi_px` is processed (it holds every nonzero pixel). Consumes from `rng` one
     seed per frame and the hole blobs, so it is deterministic for a given generator state.
     """
-    batch = rendering.depth_mm.shape[0]
-    seeds = rng.integers(0, np.iinfo(np.int64).max, size=batch, dtype=np.int64).astype(np.uint64)
-    holes = _sample_holes(rng, rendering.hand_box_px, cfg)
+    seeds, holes = _frame_randomness(rng, rendering.hand_box_px, cfg)
     out = np.zeros_like(rendering.depth_mm)
     _sensor_batch(
-        rendering.depth_mm, rendering.cos_view, rendering.roi_px, seeds, holes, out,
-        0.5 * (cam.fx + cam.fy), cfg.min_range_mm, cfg.max_range_mm, cfg.baseline_mm,
-        cfg.edge_jump_mm, cfg.edge_band_px, cfg.edge_dropout, cfg.edge_cell_px,
-        math.cos(math.radians(cfg.grazing_start_deg)), math.cos(math.radians(cfg.grazing_full_deg)),
-        cfg.pixel_dropout, cfg.noise_std_at_1m_mm, cfg.noise_cell_px, cfg.quant_step_at_1m_mm,
-    )  # fmt: skip
+        rendering.depth_mm, rendering.cos_view, rendering.roi_px, seeds, holes, _params(cfg, cam), out
+    )
     return out
 
 
-def _sample_holes(rng: np.random.Generator, hand_box_px: np.ndarray, cfg: SensorConfig) -> np.ndarray:
-    """(B, N, 3) hole blobs (u, v, radius px) inside each hand box; radius 0 pads unused slots."""
+class _Params(NamedTuple):
+    """SensorConfig as the kernels use it (numba takes named tuples of scalars)."""
+
+    focal_baseline: float  # f * baseline, px * mm: a point at z sits on projector column u + fb / z
+    z_min: float
+    z_max: float
+    jump_mm: float
+    band: int
+    edge_p: float
+    edge_cell: int
+    cos_start: float
+    cos_full: float
+    pixel_p: float
+    noise_1m: float
+    noise_cell: int
+    disparity_mm: float  # k in z = k / n for integer disparity n; 0: no quantisation
+
+
+def _params(cfg: SensorConfig, cam: Intrinsics) -> _Params:
+    return _Params(
+        0.5 * (cam.fx + cam.fy) * cfg.baseline_mm, cfg.min_range_mm, cfg.max_range_mm, cfg.edge_jump_mm,
+        int(cfg.edge_band_px), cfg.edge_dropout, int(cfg.edge_cell_px),
+        math.cos(math.radians(cfg.grazing_start_deg)), math.cos(math.radians(cfg.grazing_full_deg)),
+        cfg.pixel_dropout, cfg.noise_std_at_1m_mm, int(cfg.noise_cell_px),
+        1e6 / cfg.quant_step_at_1m_mm if cfg.quant_step_at_1m_mm > 0 else 0.0,
+    )  # fmt: skip
+
+
+def _frame_randomness(
+    rng: np.random.Generator, hand_box_px: np.ndarray, cfg: SensorConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """One hash seed per frame (uint64) and (B, N, 3) hole blobs (u, v, radius px) inside each
+    hand box; radius 0 pads unused slots."""
     batch = hand_box_px.shape[0]
+    seeds = rng.integers(0, np.iinfo(np.int64).max, size=batch, dtype=np.int64).astype(np.uint64)
     counts = rng.poisson(cfg.holes_per_frame, batch)
     holes = np.zeros((batch, max(int(counts.max(initial=0)), 1), 3))
     for b in np.nonzero(counts)[0]:
@@ -184,11 +233,13 @@ def _sample_holes(rng: np.random.Generator, hand_box_px: np.ndarray, cfg: Sensor
         holes[b, :n, 0] = rng.uniform(u0, max(u1, u0 + 1), n)
         holes[b, :n, 1] = rng.uniform(v0, max(v1, v0 + 1), n)
         holes[b, :n, 2] = rng.uniform(cfg.hole_min_radius_px, cfg.hole_max_radius_px, n)
-    return holes
+    return seeds, holes
 
 
 # ---------------------------------------------------------------------------------------------
-# numba kernels. Random numbers: splitmix64 of (frame seed, effect channel, pixel or cell index).
+# numba kernels. Windows as in `render`: (h, w) arrays of frame pixels [u0, u0 + w) x [v0, v0 + h),
+# holding every nonzero pixel of the frame. Random numbers: splitmix64 of (frame seed, effect
+# channel, absolute pixel or grid cell), so a pixel's draw never depends on the window.
 
 _NOISE, _EDGE, _PIXEL, _HOLE = 1, 2, 3, 4  # effect channels of the hash
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -204,131 +255,90 @@ def _mix(x):
 
 @njit(cache=True)
 def _uniform(seed, channel, i, j):
-    """Uniform [0, 1) keyed by (seed, channel, i, j); i, j may be negative grid indices."""
-    key = np.uint64(channel) * _GOLDEN + np.uint64(np.int64(i) & 0xFFFFFFFF)
-    key = _mix(seed ^ _mix(key * _GOLDEN + np.uint64(np.int64(j) & 0xFFFFFFFF)))
-    return np.float64(key >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    """Uniform [0, 1) keyed by (seed, channel, i, j) for non-negative i, j."""
+    key = (np.uint64(channel) * _GOLDEN + np.uint64(i)) * _GOLDEN + np.uint64(j)
+    return np.float64(_mix(seed ^ _mix(key)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @njit(cache=True)
-def _gauss(seed, channel, i, j):
-    """N(0, 1) by Box-Muller from two hashed uniforms."""
-    u1 = 1.0 - _uniform(seed, channel, i, j)  # (0, 1]: log is finite
-    u2 = _uniform(seed, channel + 100, i, j)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-
-
-@njit(cache=True)
-def _gauss_grid(seed, channel, u0, v0, u1, v1, cell):
-    """N(0, 1) values at the grid corners covering pixels [u0, u1) x [v0, v1); corner (i, j) sits
-    at pixel (i * cell, j * cell), keyed by absolute indices so a pixel's value ignores the window."""
-    i0, j0 = math.floor(u0 / cell), math.floor(v0 / cell)
-    ni, nj = math.floor((u1 - 1) / cell) - i0 + 2, math.floor((v1 - 1) / cell) - j0 + 2
+def _gauss_grid(seed, channel, u0, v0, width, height, cell):
+    """N(0, 1) (Box-Muller) at the grid corners (i * cell, j * cell) around the window; returns
+    the grid and the absolute index of its first corner."""
+    i0, j0 = u0 // cell, v0 // cell
+    ni, nj = (u0 + width - 1) // cell - i0 + 2, (v0 + height - 1) // cell - j0 + 2
     grid = np.empty((nj, ni))
     for j in range(nj):
         for i in range(ni):
-            grid[j, i] = _gauss(seed, channel, i0 + i, j0 + j)
+            u1 = 1.0 - _uniform(seed, channel, i0 + i, j0 + j)  # (0, 1]: log is finite
+            u2 = _uniform(seed, channel + 100, i0 + i, j0 + j)
+            grid[j, i] = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
     return grid, i0, j0
 
 
 @njit(cache=True)
-def _smooth_gauss(grid, i0, j0, cell, u, v):
-    """Bilinear interpolation of the corner values, rescaled to unit variance at every pixel
-    (a weighted sum of iid normals with weights w has variance sum(w^2))."""
-    gx, gy = u / cell, v / cell
-    i, j = math.floor(gx), math.floor(gy)
-    fx, fy = gx - i, gy - j
-    i -= i0
-    j -= j0
-    w00, w10, w01, w11 = (1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy
-    s = w00 * grid[j, i] + w10 * grid[j, i + 1] + w01 * grid[j + 1, i] + w11 * grid[j + 1, i + 1]
-    return s / math.sqrt(w00 * w00 + w10 * w10 + w01 * w01 + w11 * w11)
+def _bilinear_weights(cell):
+    """(cell, cell, 4) weights of the four corners for each pixel offset in a cell, divided by
+    sqrt(sum w^2) so the interpolated field has unit variance everywhere (a weighted sum of iid
+    normals has variance sum w^2): smooth noise without a variance dip between corners."""
+    out = np.empty((cell, cell, 4))
+    for oy in range(cell):
+        for ox in range(cell):
+            fx, fy = ox / cell, oy / cell
+            w = np.array([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])
+            out[oy, ox] = w / math.sqrt((w * w).sum())
+    return out
 
 
 @njit(cache=True)
-def _shadow(depth, u0, v0, u1, v1, f_baseline, missing):
+def _smooth_gauss(grid, i0, j0, weights, cell, u, v):
+    """Unit-variance smooth N(0, 1) field at pixel (u, v)."""
+    i, j = u // cell - i0, v // cell - j0
+    w = weights[v % cell, u % cell]
+    return w[0] * grid[j, i] + w[1] * grid[j, i + 1] + w[2] * grid[j + 1, i] + w[3] * grid[j + 1, i + 1]
+
+
+@njit(cache=True)
+def _shadow(depth, focal_baseline, missing):
     """Mark pixels the projector cannot see. A point at (u, z) lies on projector column
     s = u + f * baseline / z; scanning away from the projector, a point is hidden when an earlier
     (nearer) point already reached a larger s."""
-    for v in range(v0, v1):
+    height, width = depth.shape
+    for i in range(height):
         reach = -np.inf
-        for u in range(u0, u1):
-            z = depth[v, u]
+        for j in range(width):
+            z = depth[i, j]
             if z <= 0.0:
                 continue
-            s = u + f_baseline / z
+            s = j + focal_baseline / z
             if reach > s + 0.25:  # quarter-pixel tolerance: smooth surfaces never shadow themselves
-                missing[v - v0, u - u0] = True
+                missing[i, j] = True
             reach = max(reach, s)
 
 
 @njit(cache=True)
-def _edge_distance(depth, u0, v0, u1, v1, jump_mm, band):
-    """Chebyshev distance (capped at band + 1) from each pixel to a pixel at a depth jump
-    (a neighbour missing or more than `jump_mm` away), by two separable passes."""
-    h, w = v1 - v0, u1 - u0
+def _edge_distance(depth, jump_mm, band):
+    """Chebyshev distance (capped at band + 1) from each pixel to a pixel at a depth jump: a
+    4-neighbour missing (outside the window counts as missing) or more than `jump_mm` away."""
     height, width = depth.shape
-    far = band + 1
-    row = np.full((h, w), far, dtype=np.int32)
-    for v in range(v0, v1):
-        for u in range(u0, u1):
-            z = depth[v, u]
+    dist = np.full((height, width), band + 1, dtype=np.int8)
+    for i in range(height):
+        for j in range(width):
+            z = depth[i, j]
             if z <= 0.0:
                 continue
-            jump = False
-            for du, dv in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-                uu, vv = u + du, v + dv
-                zn = depth[vv, uu] if 0 <= uu < width and 0 <= vv < height else 0.0
-                if zn <= 0.0 or abs(zn - z) > jump_mm:
-                    jump = True
-            if jump:
-                for k in range(max(0, u - u0 - band), min(w, u - u0 + band + 1)):
-                    row[v - v0, k] = min(row[v - v0, k], abs(k - (u - u0)))
-    dist = np.full((h, w), far, dtype=np.int32)
-    for y in range(h):
-        for x in range(w):
-            d = row[y, x]
-            if d <= band:
-                for k in range(max(0, y - band), min(h, y + band + 1)):
-                    dist[k, x] = min(dist[k, x], max(d, abs(k - y)))
+            left = depth[i, j - 1] if j > 0 else 0.0
+            right = depth[i, j + 1] if j + 1 < width else 0.0
+            up = depth[i - 1, j] if i > 0 else 0.0
+            down = depth[i + 1, j] if i + 1 < height else 0.0
+            if (
+                min(left, right, up, down) > 0.0
+                and max(abs(left - z), abs(right - z), abs(up - z), abs(down - z)) <= jump_mm
+            ):
+                continue
+            for ii in range(max(0, i - band), min(height, i + band + 1)):
+                for jj in range(max(0, j - band), min(width, j + band + 1)):
+                    dist[ii, jj] = min(dist[ii, jj], max(abs(ii - i), abs(jj - j)))
     return dist
-
-
-@njit(cache=True)
-def _sensor_frame(
-    depth, cos_view, roi, seed, holes, out, focal, z_min, z_max, baseline, jump_mm, band, edge_p,
-    edge_cell, cos_start, cos_full, pixel_p, noise_1m, noise_cell, quant_1m,
-):  # fmt: skip
-    u0, v0, u1, v1 = roi[0], roi[1], roi[2], roi[3]
-    if u1 <= u0 or v1 <= v0:
-        return
-    missing = np.zeros((v1 - v0, u1 - u0), dtype=np.bool_)
-    if baseline > 0.0:
-        _shadow(depth, u0, v0, u1, v1, focal * baseline, missing)
-    dist = _edge_distance(depth, u0, v0, u1, v1, jump_mm, band)
-    edge_grid, ei0, ej0 = _gauss_grid(seed, _EDGE, u0, v0, u1, v1, edge_cell)
-    noise_grid, ni0, nj0 = _gauss_grid(seed, _NOISE, u0, v0, u1, v1, noise_cell)
-    k = 1e6 / quant_1m if quant_1m > 0.0 else 0.0
-    for v in range(v0, v1):
-        for u in range(u0, u1):
-            z = depth[v, u]
-            if z <= 0.0 or z < z_min or z > z_max or missing[v - v0, u - u0]:
-                continue
-            d = dist[v - v0, u - u0]
-            if d <= band:  # ragged silhouettes: a smooth random field bites into the band
-                field = 0.5 * (
-                    1.0 + math.erf(_smooth_gauss(edge_grid, ei0, ej0, edge_cell, u, v) / math.sqrt(2.0))
-                )
-                if field < edge_p * (1.0 - d / (band + 1.0)):
-                    continue
-            p_graze = min(max((cos_start - cos_view[v, u]) / (cos_start - cos_full), 0.0), 1.0)
-            if _uniform(seed, _PIXEL, u, v) < max(p_graze, pixel_p):
-                continue
-            if _in_hole(holes, seed, u, v):
-                continue
-            sigma = noise_1m * (z * 1e-3) ** 2
-            z_noisy = z + sigma * _smooth_gauss(noise_grid, ni0, nj0, noise_cell, u, v)
-            out[v, u] = k / round(k / z_noisy) if k > 0.0 else z_noisy
 
 
 @njit(cache=True)
@@ -341,13 +351,67 @@ def _in_hole(holes, seed, u, v):
     return False
 
 
+@njit(cache=True)
+def _sensor_frame(depth, cos_view, u0, v0, seed, holes, p, out):
+    """Sensor effects on one window of clean depth; writes the window `out` (zero on entry)."""
+    height, width = depth.shape
+    if height == 0 or width == 0:
+        return
+    missing = np.zeros((height, width), dtype=np.bool_)
+    if p.focal_baseline > 0.0:
+        _shadow(depth, p.focal_baseline, missing)
+    dist = _edge_distance(depth, p.jump_mm, p.band)
+    edge_grid, ei0, ej0 = _gauss_grid(seed, _EDGE, u0, v0, width, height, p.edge_cell)
+    edge_w = _bilinear_weights(p.edge_cell)
+    noise_grid, ni0, nj0 = _gauss_grid(seed, _NOISE, u0, v0, width, height, p.noise_cell)
+    noise_w = _bilinear_weights(p.noise_cell)
+    k = p.disparity_mm
+    for i in range(height):
+        v = v0 + i
+        for j in range(width):
+            u = u0 + j
+            z = depth[i, j]
+            if z <= 0.0 or z < p.z_min or z > p.z_max or missing[i, j]:
+                continue
+            d = dist[i, j]
+            if d <= p.band:  # ragged silhouettes: a smooth random field bites into the band
+                g = _smooth_gauss(edge_grid, ei0, ej0, edge_w, p.edge_cell, u, v)
+                if 0.5 * (1.0 + math.erf(g / math.sqrt(2.0))) < p.edge_p * (1.0 - d / (p.band + 1.0)):
+                    continue
+            p_graze = min(max((p.cos_start - cos_view[i, j]) / (p.cos_start - p.cos_full), 0.0), 1.0)
+            if _uniform(seed, _PIXEL, u, v) < max(p_graze, p.pixel_p):
+                continue
+            if _in_hole(holes, seed, u, v):
+                continue
+            z += (
+                p.noise_1m
+                * (z * 1e-3) ** 2
+                * _smooth_gauss(noise_grid, ni0, nj0, noise_w, p.noise_cell, u, v)
+            )
+            out[i, j] = k / round(k / z) if k > 0.0 else z
+
+
 @njit(parallel=True, cache=True)
-def _sensor_batch(
-    depth, cos_view, roi, seeds, holes, out, focal, z_min, z_max, baseline, jump_mm, band, edge_p,
-    edge_cell, cos_start, cos_full, pixel_p, noise_1m, noise_cell, quant_1m,
-):  # fmt: skip
+def _sensor_batch(depth, cos_view, roi, seeds, holes, p, out):
     for b in prange(depth.shape[0]):
+        u0, v0, u1, v1 = roi[b, 0], roi[b, 1], roi[b, 2], roi[b, 3]
         _sensor_frame(
-            depth[b], cos_view[b], roi[b], seeds[b], holes[b], out[b], focal, z_min, z_max, baseline,
-            jump_mm, band, edge_p, edge_cell, cos_start, cos_full, pixel_p, noise_1m, noise_cell, quant_1m,
+            depth[b, v0:v1, u0:u1], cos_view[b, v0:v1, u0:u1], u0, v0, seeds[b], holes[b], p,
+            out[b, v0:v1, u0:u1],
         )  # fmt: skip
+
+
+@njit(parallel=True, cache=True)
+def _simulate_batch(
+    start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, width, height, roi, seeds, holes, p, out
+):
+    """Render + sensor per frame through a window-sized scratch z-buffer."""
+    for b in prange(out.shape[0]):
+        u0, v0, u1, v1 = roi[b, 0], roi[b, 1], roi[b, 2], roi[b, 3]
+        depth = np.zeros((v1 - v0, u1 - u0), dtype=np.float32)
+        cos_view = np.zeros_like(depth)
+        draw_frame(
+            start[b], end[b], radius[b], ell_c[b], ell_r[b], pl_n[b], pl_d[b], fx, fy, cx, cy,
+            depth, cos_view, u0, v0,
+        )  # fmt: skip
+        _sensor_frame(depth, cos_view, u0, v0, seeds[b], holes[b], p, out[b, v0:v1, u0:u1])

@@ -1,0 +1,274 @@
+"""The latent-space explorer's Gradio UI: three tabs wired to `crossingnets.explorer.views`.
+
+UI only: every computation is a function of `crossingnets.explorer`. Building the UI needs a
+loaded `Explorer` (the caller loads it); importing this module loads no weights and starts no
+server. `crossingnets app` (crossingnets/explorer/launch.py) loads, builds and launches.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import plotly
+from gradio.components.plot import PlotData
+
+from crossingnets.camera import CAMERAS
+from crossingnets.explorer.examples import example_camera
+from crossingnets.explorer.figures import Figure
+from crossingnets.explorer.views import (
+    CAMERA_CHOICES,
+    WALK_MODES,
+    Explorer,
+    latent_from_sliders,
+    latent_view,
+    mesh_view,
+    random_latent,
+    upload_view,
+    walk_latents,
+    walk_view,
+)
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+PLOTLY_JS_URL = f"gradio_api/file={PLOTLY_JS}"  # relative: the walk's iframe inherits the page's URL
+
+
+def _plot(fig: Figure) -> PlotData:
+    """A figure dict as gr.Plot's payload, skipping plotly's validation (see explorer/figures.py)."""
+    return PlotData(type="plotly", plot=json.dumps(fig))
+
+
+def _user_errors(fn: Callable) -> Callable:
+    """Show a handler's ValueError (bad input: its message names what was wrong) in the page."""
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            return fn(*args)
+        except ValueError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+
+    return wrapper
+
+
+def build_demo(ex: Explorer) -> gr.Blocks:
+    """The explorer's Blocks (upload, latent, walk tabs) around a loaded Explorer."""
+    gr.set_static_paths([PLOTLY_JS])
+    files_root = tempfile.TemporaryDirectory(prefix="crossingnets-app-")  # removed at exit
+
+    def fresh_dir() -> str:
+        return tempfile.mkdtemp(dir=files_root.name)
+
+    nyu = CAMERAS["nyu"]
+    mean = latent_view(ex, ex.axes.mean)
+    examples = list(ex.example_paths)
+
+    with gr.Blocks(title="Crossing Nets latent-space explorer", analytics_enabled=False) as demo:
+        demo.files_root = files_root  # lives as long as the app
+        upload_state = gr.State(None)  # {"latent": (L,), "joints_xyz": (J, 3)} of the last upload
+        latent_state = gr.State(mean.latent.tolist())
+        gr.Markdown(
+            "# Crossing Nets: latent-space explorer\n"
+            "3D hand pose from one depth image through a latent space shared by a pose VAE and a depth "
+            f"GAN (Wan et al., CVPR 2017). Model: {ex.convention.name.upper()} joints, "
+            f"{ex.crop.crop_px} px crops of a {ex.crop.cube_mm:g} mm cube."
+        )
+        with gr.Tabs():
+            # -- upload ---------------------------------------------------------------------------
+            with gr.Tab("Upload", id="upload"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        depth_file = gr.File(
+                            label="Depth image: 16-bit PNG (mm), NYU RGB PNG, MSRA .bin or .npy",
+                            type="filepath",
+                        )
+                        camera = gr.Radio(list(CAMERA_CHOICES), value="nyu", label="Camera")
+                        with gr.Accordion("Custom camera (px)", open=False):
+                            with gr.Row():
+                                fx, fy = gr.Number(nyu.fx, label="fx"), gr.Number(nyu.fy, label="fy")
+                                cx, cy = gr.Number(nyu.cx, label="cx"), gr.Number(nyu.cy, label="cy")
+                        with gr.Accordion("Hand centre (optional; 0 = detect)", open=False):
+                            with gr.Row():
+                                cu, cv = gr.Number(0, label="u (px)"), gr.Number(0, label="v (px)")
+                                cd = gr.Number(0, label="d (mm; 0 = from the image)")
+                        estimate_btn = gr.Button("Estimate pose", variant="primary")
+                        summary = gr.Markdown()
+                    with gr.Column(scale=2):
+                        with gr.Row():
+                            overlay = gr.Image(
+                                label="Detected crop + estimated skeleton", type="pil", height=280
+                            )
+                            generated = gr.Image(
+                                label="Generator's depth from the estimated latent", type="pil", height=280
+                            )
+                        pose_plot = gr.Plot(label="Estimated 3D pose")
+                        with gr.Row():
+                            joint_files = gr.File(label="Joints (JSON, CSV)", file_count="multiple")
+                            with gr.Column():
+                                mesh_btn = gr.Button("Posed hand mesh (GLB)")
+                                mesh_file = gr.File(label="Hand mesh (GLB)")
+
+                @_user_errors
+                def on_estimate(path, cam, fx_, fy_, cx_, cy_, u, v, d):
+                    if path is None:
+                        raise ValueError("upload a depth image first")
+                    view = upload_view(ex, path, cam, (fx_, fy_, cx_, cy_), (u, v, d), fresh_dir())
+                    state = {"latent": view.latent.tolist(), "joints_xyz": view.joints_xyz.tolist()}
+                    return (
+                        view.overlay,
+                        view.generated,
+                        _plot(view.figure),
+                        view.summary,
+                        [str(f) for f in view.files],
+                        state,
+                    )
+
+                upload_inputs = [depth_file, camera, fx, fy, cx, cy, cu, cv, cd]
+                upload_outputs = [overlay, generated, pose_plot, summary, joint_files, upload_state]
+                gr.on(
+                    [estimate_btn.click, depth_file.upload],
+                    on_estimate,
+                    upload_inputs,
+                    upload_outputs,
+                    api_name="estimate",
+                )
+                gr.Examples(
+                    [[str(path), example_camera(path)] for path in ex.example_paths.values()],
+                    inputs=[depth_file, camera],
+                    outputs=upload_outputs,
+                    fn=lambda path, cam: on_estimate(path, cam, nyu.fx, nyu.fy, nyu.cx, nyu.cy, 0, 0, 0),
+                    run_on_click=True,
+                    cache_examples=False,
+                    label="Synthetic examples (click one)",
+                )
+
+                @_user_errors
+                def on_mesh(state):
+                    return mesh_view(
+                        ex, None if state is None else np.asarray(state["joints_xyz"]), fresh_dir()
+                    )
+
+                mesh_btn.click(on_mesh, upload_state, mesh_file, api_name="mesh")
+
+            # -- latent ---------------------------------------------------------------------------
+            with gr.Tab("Latent", id="latent"):
+                gr.Markdown(
+                    "One point of the shared latent space, projected into a pose (VAE decoder) and a depth "
+                    "map (generator). Sliders follow the principal directions of the training latents, in "
+                    "standard deviations, by decreasing variance."
+                )
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        pca_sliders = [
+                            gr.Slider(-3, 3, value=s, step=0.05, label=label)
+                            for s, label in zip(mean.sigmas, ex.labels, strict=True)
+                        ]
+                        with gr.Row():
+                            random_btn = gr.Button("Random sample")
+                            reset_btn = gr.Button("Reset")
+                            from_upload_btn = gr.Button("Start from the uploaded image")
+                        with gr.Accordion(f"Raw latent ({ex.axes.latent_dims} dimensions)", open=False):
+                            raw_sliders = [
+                                gr.Slider(float(lo), float(hi), value=v, step=0.01, label=f"z[{i}]")
+                                for i, (lo, hi, v) in enumerate(
+                                    zip(ex.axes.low, ex.axes.high, mean.raw, strict=True)
+                                )
+                            ]
+                    with gr.Column(scale=2):
+                        with gr.Row():
+                            latent_plot = gr.Plot(_plot(mean.figure), label="Decoded pose")
+                            latent_depth = gr.Image(
+                                mean.depth, label="Generated depth", type="pil", height=300
+                            )
+
+                latent_outputs = [latent_state, *pca_sliders, *raw_sliders, latent_plot, latent_depth]
+
+                def show(z):
+                    view = latent_view(ex, z)
+                    return view.latent.tolist(), *view.sigmas, *view.raw, _plot(view.figure), view.depth
+
+                gr.on(
+                    [s.input for s in pca_sliders],
+                    _user_errors(lambda z, *sig: show(latent_from_sliders(ex, z, sig))),
+                    [latent_state, *pca_sliders],
+                    latent_outputs,
+                    api_name="move_pca",
+                    trigger_mode="always_last",
+                    show_progress="hidden",
+                )
+                gr.on(
+                    [s.input for s in raw_sliders],
+                    _user_errors(lambda *raw: show(np.asarray(raw))),
+                    raw_sliders,
+                    latent_outputs,
+                    api_name="move_raw",
+                    trigger_mode="always_last",
+                    show_progress="hidden",
+                )
+                random_btn.click(
+                    lambda: show(random_latent(ex, None)), None, latent_outputs, api_name="random_latent"
+                )
+                reset_btn.click(lambda: show(ex.axes.mean), None, latent_outputs, api_name="reset_latent")
+
+                @_user_errors
+                def on_from_upload(state):
+                    if state is None:
+                        raise ValueError(
+                            "upload a depth image first (upload tab); its latent is the starting point"
+                        )
+                    return show(state["latent"])
+
+                from_upload_btn.click(
+                    on_from_upload, upload_state, latent_outputs, api_name="latent_from_upload"
+                )
+
+            # -- walk -----------------------------------------------------------------------------
+            with gr.Tab("Walk", id="walk"):
+                with gr.Row():
+                    mode = gr.Radio(list(WALK_MODES), value=WALK_MODES[0], label="Walk")
+                    steps = gr.Slider(
+                        2, ex.config.max_walk_steps, value=ex.config.walk_steps, step=1, label="Steps"
+                    )
+                    seed = gr.Number(0, precision=0, label="Seed")
+                with gr.Row():
+                    example_a = gr.Dropdown(
+                        examples, value=examples[0] if examples else None, label="Example A"
+                    )
+                    example_b = gr.Dropdown(
+                        examples, value=examples[-1] if examples else None, label="Example B"
+                    )
+                    walk_btn = gr.Button("Walk", variant="primary")
+                walk_summary = gr.Markdown()
+                walk_html = gr.HTML(label="Walk: 3D skeleton and generated depth per step")
+                with gr.Row():
+                    smo_plot = gr.Plot(label="Smoothness head vs latent distance (L_smo)")
+                    with gr.Column():
+                        walk_gif = gr.Image(label="Walk (GIF)", type="filepath", height=280)
+                        gif_file = gr.File(label="Download the GIF")
+
+                @_user_errors
+                def on_walk(mode_, steps_, seed_, state, a, b):
+                    upload_latent = None if state is None else np.asarray(state["latent"])
+                    latents = walk_latents(ex, mode_, int(steps_), int(seed_ or 0), upload_latent, a, b)
+                    view = walk_view(ex, latents, fresh_dir(), PLOTLY_JS_URL)
+                    return (
+                        view.summary,
+                        view.animation_html,
+                        _plot(view.smoothness),
+                        str(view.gif),
+                        str(view.gif),
+                    )
+
+                walk_btn.click(
+                    on_walk,
+                    [mode, steps, seed, upload_state, example_a, example_b],
+                    [walk_summary, walk_html, smo_plot, walk_gif, gif_file],
+                    api_name="walk",
+                )
+    return demo

@@ -1,0 +1,164 @@
+"""Uploaded depth frames -> (H, W) float32 depth in mm, with size limits and clear errors.
+
+Accepted: a 16-bit single-channel PNG of depth in mm (ICVL, most sensors), NYU's RGB-encoded PNG
+(depth mm = G * 256 + B, R = 0), an MSRA `*_depth.bin`, or a 2-D `.npy` array of depth in mm.
+Every failure raises `DepthImageError` (a ValueError) whose message names the file and says what
+was wrong and what was expected; the dataset modules' decoders are reused for their formats.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from crossingnets.camera import CAMERAS, Intrinsics
+from crossingnets.data import icvl, msra, nyu
+from crossingnets.data.preprocess import check_depth
+
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")  # PIL modes of 16-bit greyscale PNGs
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA")
+EXPECTED = "expected 16-bit depth in mm (PNG), NYU RGB-encoded depth (PNG), an MSRA .bin or a 2-D .npy in mm"
+
+
+class DepthImageError(ValueError):
+    """An uploaded depth frame is unreadable, too large or not depth; the message says why."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int = 16 * 2**20  # a 640x480 float64 .npy is 2.5 MB, dataset PNGs are < 0.2 MB
+    max_side_px: int = 2048  # larger than any depth sensor's frame (Azure Kinect: 1024x1024)
+    max_depth_mm: float = 65_535.0  # the 16-bit range; beyond it a value cannot be mm
+
+
+DEFAULT_LIMITS = UploadLimits()
+
+
+def _reject(name: str, what: str) -> DepthImageError:
+    return DepthImageError(f"depth image {name} {what}; {EXPECTED}")
+
+
+def _check_size(name: str, height: int, width: int, limits: UploadLimits) -> None:
+    if max(height, width) > limits.max_side_px:
+        raise DepthImageError(
+            f"depth image {name} is {width}x{height} px, larger than the limit of {limits.max_side_px} px a side"
+        )
+
+
+def _read_png(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
+    """Any PIL-readable image: 16-bit greyscale or NYU RGB, checked before its pixels are decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked
+            with Image.open(path) as img:
+                _check_size(name, img.height, img.width, limits)  # read from the header only
+                mode = img.mode
+                pixels = np.asarray(img)
+    except Image.DecompressionBombError:
+        raise DepthImageError(
+            f"depth image {name} is larger than the limit of {limits.max_side_px} px a side"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise _reject(name, f"is not a readable image ({type(err).__name__})") from None
+    if mode in SIXTEEN_BIT_MODES:
+        if pixels.dtype != np.uint16:  # mode "I" holds int32; a depth PNG stays in 16 bits
+            if pixels.min() < 0 or pixels.max() > 65535:
+                raise _reject(name, "holds 32-bit integers outside 0..65535")
+            pixels = pixels.astype(np.uint16)
+        return icvl.decode_depth(pixels, Path(name))
+    if mode == "RGB":
+        if pixels[..., 0].any():  # NYU encodes depth in G and B only; a photo has red
+            raise _reject(name, "is an RGB photo (its red channel is not zero)")
+        return nyu.decode_depth(pixels, Path(name))
+    if mode in EIGHT_BIT_MODES:
+        raise _reject(name, f"is an 8-bit image (mode {mode}), too coarse for depth in mm")
+    raise _reject(name, f"is a {mode} image")
+
+
+def _read_npy(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
+    try:
+        depth = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise _reject(name, f"is not a readable .npy array ({err})") from None
+    if depth.ndim == 3 and depth.shape[-1] == 1:
+        depth = depth[..., 0]
+    if depth.ndim != 2:
+        raise _reject(name, f"holds an array of shape {depth.shape}, not one (H, W) frame")
+    if not (np.issubdtype(depth.dtype, np.integer) or np.issubdtype(depth.dtype, np.floating)):
+        raise _reject(name, f"holds {depth.dtype} values, not numbers")
+    _check_size(name, *depth.shape, limits)
+    return depth.astype(np.float32)
+
+
+def _read_bin(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
+    return msra.read_depth_bin(path, CAMERAS["msra"])
+
+
+READERS = {".png": _read_png, ".npy": _read_npy, ".bin": _read_bin}
+
+
+def load_depth(path: str | os.PathLike, limits: UploadLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """Read an uploaded depth frame -> (H, W) float32 depth in mm, 0 = missing.
+
+    The reader is chosen by the extension (.png, .npy, .bin; other image extensions go to the
+    image reader, which then rejects what is not depth). The file size is checked before reading
+    and the image size before decoding, so an oversized upload costs no memory.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DepthImageError(f"depth image {name} not found") from None
+    if size == 0:
+        raise DepthImageError(f"depth image {name} is an empty file")
+    if size > limits.max_bytes:
+        raise DepthImageError(
+            f"depth image {name} is {size / 2**20:.1f} MB, larger than the limit of {limits.max_bytes / 2**20:.0f} MB"
+        )
+    reader = READERS.get(path.suffix.lower(), _read_png)
+    try:
+        depth = check_depth(reader(path, name, limits), f"depth image {name}")
+    except DepthImageError:
+        raise
+    except ValueError as err:  # the dataset decoders' BadFrameError and check_depth's errors
+        raise DepthImageError(str(err).replace(str(path), name)) from None
+    if depth.max() > limits.max_depth_mm:
+        raise _reject(name, f"holds depth up to {depth.max():g}, beyond {limits.max_depth_mm:g} mm")
+    if not depth.any():
+        raise DepthImageError(f"depth image {name} holds no depth: every pixel is 0 (missing)")
+    return depth
+
+
+def camera_for(
+    preset: str, depth_shape: tuple[int, int], custom: tuple[float, float, float, float] | None = None
+) -> Intrinsics:
+    """The camera of a frame: a dataset preset ("nyu", "icvl", "msra") or "custom" (fx, fy, cx, cy).
+
+    A preset must match the frame's size, since its principal point and focal lengths belong to
+    that sensor; a custom camera takes the frame's size. Raises ValueError with what to change.
+    """
+    height, width = depth_shape
+    if preset == "custom":
+        if custom is None:
+            raise ValueError("a custom camera needs fx, fy, cx, cy")
+        fx, fy, cx, cy = (float(v) for v in custom)
+        if not (fx > 0 and fy > 0):
+            raise ValueError(
+                f"custom camera focal lengths fx and fy must be > 0 px, got fx={fx:g}, fy={fy:g}"
+            )
+        return Intrinsics(fx, fy, cx, cy, width, height)
+    if preset not in CAMERAS:
+        raise ValueError(f"unknown camera {preset!r}; expected one of {sorted(CAMERAS)} or 'custom'")
+    cam = CAMERAS[preset]
+    if (cam.width_px, cam.height_px) != (width, height):
+        raise ValueError(
+            f"the frame is {width}x{height} px but the {preset.upper()} camera is {cam.width_px}x{cam.height_px}; "
+            "choose the matching camera or enter a custom one"
+        )
+    return cam

@@ -1,0 +1,69 @@
+"""`crossingnets app`: load a checkpoint and serve the latent-space explorer (Gradio), offline.
+
+Usage:
+    crossingnets app [--checkpoint checkpoints/tiny-dev] [--host 127.0.0.1] [--port 7860] [--share]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUNDLED_CHECKPOINT = REPO_ROOT / "checkpoints" / "tiny-dev"
+MAX_UPLOAD = "64mb"  # Gradio's own guard; the explorer rejects files above 16 MB with its message
+CONCURRENCY = 4  # requests run at once per event; torch inference is thread-safe in eval mode
+OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def offline() -> None:
+    """No analytics, telemetry or hub access (set before Gradio is imported; user values win)."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def launch_options(host: str, port: int | None, share: bool = False) -> dict[str, Any]:
+    """Keyword arguments of `Blocks.launch` for the explorer (shared by the CLI, tests, benchmarks)."""
+    return {
+        "server_name": host,
+        "server_port": port,
+        "share": share,
+        "max_file_size": MAX_UPLOAD,
+        "show_error": False,
+    }
+
+
+def create_app(checkpoint: str | os.PathLike):
+    """Load `checkpoint` and build the explorer's Blocks (queued), without launching it."""
+    offline()
+    from crossingnets_app.ui import EXAMPLES_DIR, build_demo
+
+    from crossingnets.explorer.views import Explorer
+
+    demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR))
+    return demo.queue(default_concurrency_limit=CONCURRENCY)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=BUNDLED_CHECKPOINT,
+        help="released-weights folder (default: the bundled one)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: loopback only)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free)"
+    )
+    parser.add_argument("--share", action="store_true", help="also open a public Gradio share link (off)")
+
+
+def main(args: argparse.Namespace) -> int:
+    if not (Path(args.checkpoint) / "config.json").is_file():
+        raise SystemExit(
+            f"no model at {args.checkpoint}: expected a released-weights folder with config.json"
+        )
+    create_app(args.checkpoint).launch(**launch_options(args.host, args.port, args.share))
+    return 0

@@ -98,7 +98,9 @@ def main(args: argparse.Namespace) -> dict:
         r = fit_dataset(joints, convention, left_hand, args.iterations, cfg)
         results[convention.name] = r
         print(
-            f"{convention.name}: {r['frames']} frames, residual mean {r['mean_mm']:.2f} mm, p95 {r['p95_mm']:.2f} mm, max {r['max_mm']:.1f} mm, {r['wall_s']:.0f} s"
+            f"{convention.name}: {r['frames']} frames, residual mean {r['mean_mm']:.2f} mm, "
+            f"p95 {r['p95_mm']:.2f} mm, max {r['max_mm']:.1f} mm, "
+            f"{r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU"
         )
     print(json.dumps(results))
     return results

@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from sklearn.decomposition import PCA
 
 from crossingnets.files import atomic_output
 
@@ -65,9 +64,10 @@ class LatentStats:
 
     @classmethod
     def fit(cls, latents: np.ndarray, n_components: int | None = None) -> LatentStats:
+        from crossingnets.models.pose_vae import fit_pca
+
         latents = np.asarray(latents, dtype=np.float64)
-        k = min(n_components or latents.shape[1], *latents.shape)
-        pca = PCA(n_components=k, svd_solver="full").fit(latents)
+        pca = fit_pca(latents, n_components or latents.shape[1])
         return cls(
             components=pca.components_,
             mean=pca.mean_,

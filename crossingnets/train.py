@@ -880,5 +880,6 @@ def main(args: argparse.Namespace) -> int:
             init=args.init,
             **common,
         )
-    print(json.dumps(summary))
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
+        print(json.dumps(summary))
     return 0

@@ -8,14 +8,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from torch import nn
 
 from crossingnets.models.crossingnet import CrossingNetConfig, LatentPoseModel, VAELatentModel
 from crossingnets.models.discriminator import ConvHead, down_blocks, mlp
-from crossingnets.models.pose_vae import ROOT_DIMS
+from crossingnets.models.pose_vae import ROOT_DIMS, fit_pca
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
 
 
 def _trunk(c: CrossingNetConfig) -> nn.Sequential:
@@ -56,9 +60,8 @@ class DeepPriorRegressor(LatentPoseModel):
 
     @torch.no_grad()
     def init_from_pca(self, poses: np.ndarray) -> PCA:
-        poses = np.asarray(poses, dtype=np.float64)
-        k = min(self.config.prior_dims, *poses.shape)
-        pca = PCA(n_components=k, svd_solver="full").fit(poses)
+        pca = fit_pca(poses, self.config.prior_dims)
+        k = pca.n_components_
         self.prior_components.zero_()
         self.prior_components[:k] = torch.as_tensor(pca.components_, dtype=torch.float32)
         self.prior_mean.copy_(torch.as_tensor(pca.mean_, dtype=torch.float32))

@@ -8,11 +8,10 @@ Inference needs only the second path.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from torch import nn
 
 from crossingnets.checkpoint import PretrainedMixin
@@ -21,6 +20,9 @@ from crossingnets.hand.conventions import get_convention
 from crossingnets.models.discriminator import Discriminator
 from crossingnets.models.generator import Generator, LatentAlign, num_resamplings
 from crossingnets.models.pose_vae import ROOT_DIMS, PoseVAE
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
 
 
 @dataclass(frozen=True)

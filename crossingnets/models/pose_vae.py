@@ -7,12 +7,25 @@ offset from the crop centre (3 numbers, same units) to the 20-d code: 23 dims in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from torch import nn
 
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
+
+
 ROOT_DIMS = 3  # the root offset appended to the VAE code in the shared latent z_y
+
+
+def fit_pca(data: np.ndarray, max_components: int) -> PCA:
+    """A scikit-learn PCA of the rows of data (N, D), min(max_components, N, D) components."""
+    from sklearn.decomposition import PCA  # imported here: it takes seconds, only fitting needs it
+
+    data = np.asarray(data, dtype=np.float64)
+    return PCA(n_components=min(max_components, *data.shape), svd_solver="full").fit(data)
 
 
 class PoseVAE(nn.Module):
@@ -37,9 +50,8 @@ class PoseVAE(nn.Module):
         bias = mean). With fewer poses than components, the remaining rows keep their
         random initialisation.
         """
-        poses = np.asarray(poses, dtype=np.float64)
-        k = min(self.enc_fc.out_features, poses.shape[0], poses.shape[1])
-        pca = PCA(n_components=k, svd_solver="full").fit(poses)
+        pca = fit_pca(poses, self.enc_fc.out_features)
+        k = pca.n_components_
         comps = torch.as_tensor(pca.components_, dtype=torch.float32)  # (k, 3J)
         mean = torch.as_tensor(pca.mean_, dtype=torch.float32)  # (3J,)
         self.enc_fc.weight[:k] = comps

@@ -150,9 +150,8 @@ def build_demo(ex: Explorer) -> gr.Blocks:
 
                 @_user_errors
                 def on_mesh(state):
-                    return mesh_view(
-                        ex, None if state is None else np.asarray(state["joints_xyz"]), fresh_dir()
-                    )
+                    joints = None if state is None else np.asarray(state["joints_xyz"])
+                    return str(mesh_view(ex, joints, fresh_dir()))
 
                 mesh_btn.click(on_mesh, upload_state, mesh_file, api_name="mesh")
 

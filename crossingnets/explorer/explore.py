@@ -24,7 +24,7 @@ from PIL import Image
 
 from crossingnets.camera import Intrinsics, uvd_to_xyz
 from crossingnets.checkpoint import LatentStats
-from crossingnets.data.preprocess import BACKGROUND, CropConfig, preprocess, uvd_to_crop
+from crossingnets.data.preprocess import BACKGROUND, CropConfig, NoHandError, preprocess, uvd_to_crop
 from crossingnets.draw import depth_to_gray, draw_skeleton
 from crossingnets.explorer.depth_io import DEFAULT_LIMITS, UploadLimits, camera_for, load_depth
 from crossingnets.explorer.figures import Figure, skeleton_figure, smoothness_figure, walk_figure
@@ -219,7 +219,10 @@ def estimate_pose(
     start = time.perf_counter()
     depth = load_depth(path, limits)
     cam = camera_for(camera, depth.shape, custom)
-    crop = preprocess(depth, cam, estimator.crop, parse_center(center, depth))
+    try:
+        crop = preprocess(depth, cam, estimator.crop, parse_center(center, depth))
+    except NoHandError as err:
+        raise NoHandError(f"depth image {Path(path).name}: {err}") from None
     out = estimator.predict_crops(crop.depth[None, None], crop.com_uvd[None], cam)
     latent = np.asarray(out["latent"], np.float64).reshape(-1)
     generated = generated_to_crop(estimator.generate_depth(latent[None])[0])

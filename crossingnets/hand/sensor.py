@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
@@ -169,7 +170,14 @@ def simulate_depth(
     seeds, holes = _frame_randomness(rng, prepared.hand_box_px, sensor)
     out = np.zeros((len(seeds), cam.height_px, cam.width_px), dtype=np.float32)
     _simulate_batch(
-        *prepared.arrays, *camera_args(cam), prepared.roi_px, seeds, holes, _params(sensor, cam), out
+        *prepared.arrays,
+        *camera_args(cam),
+        prepared.roi_px,
+        seeds,
+        holes,
+        _params(sensor, cam),
+        _edge_cut(sensor),
+        out,
     )
     return out
 
@@ -185,7 +193,14 @@ def apply_sensor(
     seeds, holes = _frame_randomness(rng, rendering.hand_box_px, cfg)
     out = np.zeros_like(rendering.depth_mm)
     _sensor_batch(
-        rendering.depth_mm, rendering.cos_view, rendering.roi_px, seeds, holes, _params(cfg, cam), out
+        rendering.depth_mm,
+        rendering.cos_view,
+        rendering.roi_px,
+        seeds,
+        holes,
+        _params(cfg, cam),
+        _edge_cut(cfg),
+        out,
     )
     return out
 
@@ -216,6 +231,13 @@ def _params(cfg: SensorConfig, cam: Intrinsics) -> _Params:
         cfg.pixel_dropout, cfg.noise_std_at_1m_mm, int(cfg.noise_cell_px),
         1e6 / cfg.quant_step_at_1m_mm if cfg.quant_step_at_1m_mm > 0 else 0.0,
     )  # fmt: skip
+
+
+def _edge_cut(cfg: SensorConfig) -> np.ndarray:
+    """(band + 1,) thresholds on a N(0, 1) field: a pixel d px from an edge is lost with
+    probability edge_dropout * (1 - d / (band + 1)), i.e. where the field is below Phi^-1 of that."""
+    probs = cfg.edge_dropout * (1.0 - np.arange(cfg.edge_band_px + 1) / (cfg.edge_band_px + 1.0))
+    return np.array([NormalDist().inv_cdf(q) if q > 0 else -np.inf for q in probs])
 
 
 def _frame_randomness(
@@ -261,12 +283,14 @@ def _uniform(seed, channel, i, j):
 
 
 @njit(cache=True)
-def _gauss_grid(seed, channel, u0, v0, width, height, cell):
+def _gauss_grid(seed, channel, u0, v0, width, height, cell, needed):
     """N(0, 1) (Box-Muller) at the grid corners (i * cell, j * cell) around the window; returns
-    the grid and the absolute index of its first corner."""
+    the grid and the absolute index of its first corner (zeros when not `needed`)."""
     i0, j0 = u0 // cell, v0 // cell
     ni, nj = (u0 + width - 1) // cell - i0 + 2, (v0 + height - 1) // cell - j0 + 2
-    grid = np.empty((nj, ni))
+    grid = np.zeros((nj, ni))
+    if not needed:
+        return grid, i0, j0
     for j in range(nj):
         for i in range(ni):
             u1 = 1.0 - _uniform(seed, channel, i0 + i, j0 + j)  # (0, 1]: log is finite
@@ -293,8 +317,13 @@ def _bilinear_weights(cell):
 def _smooth_gauss(grid, i0, j0, weights, cell, u, v):
     """Unit-variance smooth N(0, 1) field at pixel (u, v)."""
     i, j = u // cell - i0, v // cell - j0
-    w = weights[v % cell, u % cell]
-    return w[0] * grid[j, i] + w[1] * grid[j, i + 1] + w[2] * grid[j + 1, i] + w[3] * grid[j + 1, i + 1]
+    oy, ox = v % cell, u % cell  # plain indices: a per-pixel view would cost atomic refcounts
+    return (
+        weights[oy, ox, 0] * grid[j, i]
+        + weights[oy, ox, 1] * grid[j, i + 1]
+        + weights[oy, ox, 2] * grid[j + 1, i]
+        + weights[oy, ox, 3] * grid[j + 1, i + 1]
+    )
 
 
 @njit(cache=True)
@@ -346,14 +375,16 @@ def _in_hole(holes, seed, u, v):
     """Inside a hole blob, its rim roughened by up to +-40 % per pixel."""
     for h in range(holes.shape[0]):
         hu, hv, r = holes[h, 0], holes[h, 1], holes[h, 2]
-        if r > 0.0 and (u - hu) ** 2 + (v - hv) ** 2 < (r * (0.6 + 0.8 * _uniform(seed, _HOLE, u, v))) ** 2:
+        d2 = (u - hu) ** 2 + (v - hv) ** 2
+        if d2 < (1.4 * r) ** 2 and d2 < (r * (0.6 + 0.8 * _uniform(seed, _HOLE, u, v))) ** 2:
             return True
     return False
 
 
 @njit(cache=True)
-def _sensor_frame(depth, cos_view, u0, v0, seed, holes, p, out):
-    """Sensor effects on one window of clean depth; writes the window `out` (zero on entry)."""
+def _sensor_frame(depth, cos_view, u0, v0, seed, holes, p, edge_cut, out):
+    """Sensor effects on one window of clean depth; writes the window `out` (zero on entry).
+    `edge_cut[d]`: a pixel d px from an edge is lost where the smooth N(0, 1) field is below it."""
     height, width = depth.shape
     if height == 0 or width == 0:
         return
@@ -361,9 +392,9 @@ def _sensor_frame(depth, cos_view, u0, v0, seed, holes, p, out):
     if p.focal_baseline > 0.0:
         _shadow(depth, p.focal_baseline, missing)
     dist = _edge_distance(depth, p.jump_mm, p.band)
-    edge_grid, ei0, ej0 = _gauss_grid(seed, _EDGE, u0, v0, width, height, p.edge_cell)
+    edge_grid, ei0, ej0 = _gauss_grid(seed, _EDGE, u0, v0, width, height, p.edge_cell, p.edge_p > 0.0)
     edge_w = _bilinear_weights(p.edge_cell)
-    noise_grid, ni0, nj0 = _gauss_grid(seed, _NOISE, u0, v0, width, height, p.noise_cell)
+    noise_grid, ni0, nj0 = _gauss_grid(seed, _NOISE, u0, v0, width, height, p.noise_cell, p.noise_1m > 0.0)
     noise_w = _bilinear_weights(p.noise_cell)
     k = p.disparity_mm
     for i in range(height):
@@ -374,9 +405,8 @@ def _sensor_frame(depth, cos_view, u0, v0, seed, holes, p, out):
             if z <= 0.0 or z < p.z_min or z > p.z_max or missing[i, j]:
                 continue
             d = dist[i, j]
-            if d <= p.band:  # ragged silhouettes: a smooth random field bites into the band
-                g = _smooth_gauss(edge_grid, ei0, ej0, edge_w, p.edge_cell, u, v)
-                if 0.5 * (1.0 + math.erf(g / math.sqrt(2.0))) < p.edge_p * (1.0 - d / (p.band + 1.0)):
+            if d <= p.band:  # ragged silhouettes: a smooth N(0, 1) field bites into the band
+                if _smooth_gauss(edge_grid, ei0, ej0, edge_w, p.edge_cell, u, v) < edge_cut[d]:
                     continue
             p_graze = min(max((p.cos_start - cos_view[i, j]) / (p.cos_start - p.cos_full), 0.0), 1.0)
             if _uniform(seed, _PIXEL, u, v) < max(p_graze, p.pixel_p):
@@ -392,18 +422,36 @@ def _sensor_frame(depth, cos_view, u0, v0, seed, holes, p, out):
 
 
 @njit(parallel=True, cache=True)
-def _sensor_batch(depth, cos_view, roi, seeds, holes, p, out):
+def _sensor_batch(depth, cos_view, roi, seeds, holes, p, edge_cut, out):
     for b in prange(depth.shape[0]):
         u0, v0, u1, v1 = roi[b, 0], roi[b, 1], roi[b, 2], roi[b, 3]
         _sensor_frame(
             depth[b, v0:v1, u0:u1], cos_view[b, v0:v1, u0:u1], u0, v0, seeds[b], holes[b], p,
-            out[b, v0:v1, u0:u1],
+            edge_cut, out[b, v0:v1, u0:u1],
         )  # fmt: skip
 
 
 @njit(parallel=True, cache=True)
 def _simulate_batch(
-    start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, width, height, roi, seeds, holes, p, out
+    start,
+    end,
+    radius,
+    ell_c,
+    ell_r,
+    pl_n,
+    pl_d,
+    fx,
+    fy,
+    cx,
+    cy,
+    width,
+    height,
+    roi,
+    seeds,
+    holes,
+    p,
+    edge_cut,
+    out,
 ):
     """Render + sensor per frame through a window-sized scratch z-buffer."""
     for b in prange(out.shape[0]):
@@ -414,4 +462,4 @@ def _simulate_batch(
             start[b], end[b], radius[b], ell_c[b], ell_r[b], pl_n[b], pl_d[b], fx, fy, cx, cy,
             depth, cos_view, u0, v0,
         )  # fmt: skip
-        _sensor_frame(depth, cos_view, u0, v0, seeds[b], holes[b], p, out[b, v0:v1, u0:u1])
+        _sensor_frame(depth, cos_view, u0, v0, seeds[b], holes[b], p, edge_cut, out[b, v0:v1, u0:u1])

@@ -86,3 +86,16 @@ def test_cli_bad_input(tmp_path, argv, error, match):
 def test_unwritable_output_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         generate(tmp_path / "no" / "x.h5", 2, seed=0, cfg=TINY, progress=False)
+
+
+def test_given_hands_are_rendered_in_order():
+    from crossingnets.hand.kinematics import forward_kinematics, landmarks_to_joints
+    from crossingnets.hand.sampler import sample_hands
+
+    cam = CAMERAS["nyu"]
+    pose, shape = sample_hands(np.random.default_rng(3), 7, cam)
+    batches = list(synthetic.iter_posed_frames(pose, shape, seed=0, cfg=TINY))
+    joints = np.concatenate([b["joints_xyz"] for b in batches])
+    expected = landmarks_to_joints(forward_kinematics(pose, shape), synthetic.get_convention("nyu"))
+    np.testing.assert_allclose(joints, expected, atol=1e-4)
+    assert [len(b["depth"]) for b in batches] == [6, 1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,13 @@ from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess, uv
 from crossingnets.data.store import StoreWriter
 from crossingnets.draw import contact_sheet, draw_skeleton
 from crossingnets.hand.conventions import Convention, get_convention
-from crossingnets.hand.kinematics import forward_kinematics, hand_capsules, landmarks_to_joints
+from crossingnets.hand.kinematics import (
+    HandPose,
+    HandShape,
+    forward_kinematics,
+    hand_capsules,
+    landmarks_to_joints,
+)
 from crossingnets.hand.sampler import SamplerConfig, sample_hands
 from crossingnets.hand.sensor import SceneConfig, SensorConfig, simulate_depth
 
@@ -52,14 +58,26 @@ class SyntheticBatch:
     joints_xyz: np.ndarray  # (B, J, 3) camera mm
 
 
+def render_hands(
+    rng: np.random.Generator,
+    pose: HandPose,
+    shape: HandShape,
+    convention: Convention,
+    cam: Intrinsics,
+    cfg: GenerateConfig,
+) -> SyntheticBatch:
+    """Given hands as raw sensor-like depth frames with their joints."""
+    joints = landmarks_to_joints(forward_kinematics(pose, shape), convention)
+    depth = simulate_depth(hand_capsules(pose, shape), cam, rng, cfg.sensor, cfg.scene)
+    return SyntheticBatch(depth, np.asarray(joints, dtype=np.float32))
+
+
 def render_batch(
     rng: np.random.Generator, n: int, convention: Convention, cam: Intrinsics, cfg: GenerateConfig
 ) -> SyntheticBatch:
     """`n` random hands as raw depth frames with their joints."""
     pose, shape = sample_hands(rng, n, cam, cfg.sampler)
-    joints = landmarks_to_joints(forward_kinematics(pose, shape), convention)
-    depth = simulate_depth(hand_capsules(pose, shape), cam, rng, cfg.sensor, cfg.scene)
-    return SyntheticBatch(depth, np.asarray(joints, dtype=np.float32))
+    return render_hands(rng, pose, shape, convention, cam, cfg)
 
 
 def to_network_input(
@@ -106,6 +124,52 @@ def sample_sheet(batch: dict[str, np.ndarray], cfg: GenerateConfig, count: int =
     return contact_sheet(images)
 
 
+def iter_posed_frames(
+    pose: HandPose, shape: HandShape, seed: int, cfg: GenerateConfig
+) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of store fields for given hands (e.g. fitted to real labels by IK), in order;
+    a frame whose crop holds no hand is dropped."""
+    convention, cam, crop = get_convention(cfg.convention), get_camera(cfg.convention), cfg.crop()
+    rng = np.random.default_rng(seed)
+    for lo in range(0, len(pose.rotation), cfg.batch_frames):
+        part = slice(lo, lo + cfg.batch_frames)
+        hands = render_hands(rng, HandPose(*(a[part] for a in pose)), HandShape(*(a[part] for a in shape)),
+                             convention, cam, cfg)  # fmt: skip
+        batch = to_network_input(hands, cam, crop)
+        if batch is not None:
+            yield batch
+
+
+def write_frames(
+    out: str | Path,
+    batches: Iterable[dict[str, np.ndarray]],
+    total: int,
+    cfg: GenerateConfig,
+    attrs: dict,
+    overwrite: bool = False,
+    sheet: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write batches of synthetic frames to the store `out` (atomically); optionally a PNG sheet
+    of the first batch."""
+    convention, cam, crop = get_convention(cfg.convention), get_camera(cfg.convention), cfg.crop()
+    attrs = {"source": "synthetic", "generator_version": GENERATOR_VERSION,
+             "generator": dataclasses.asdict(cfg), **attrs}  # fmt: skip
+    first = None
+    with (
+        StoreWriter(out, convention, cam, crop, attrs, overwrite=overwrite) as writer,
+        tqdm(total=total, desc=f"generate {Path(out).name}", unit="frame", disable=not progress) as bar,
+    ):
+        for batch in batches:
+            writer.append(**batch)
+            first = batch if first is None else first
+            bar.update(len(batch["depth"]))
+    if sheet is not None:
+        sample_sheet(first, cfg).save(sheet)
+    log.info("wrote %d frames to %s", writer.num_frames, out)
+    return Path(out)
+
+
 def generate(
     out: str | Path,
     n: int,
@@ -115,27 +179,10 @@ def generate(
     sheet: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """Write `n` synthetic frames to the store `out` (atomically); optionally a PNG sheet."""
-    convention, cam, crop = get_convention(cfg.convention), get_camera(cfg.convention), cfg.crop()
-    attrs = {
-        "source": "synthetic",
-        "seed": int(seed),
-        "generator_version": GENERATOR_VERSION,
-        "generator": dataclasses.asdict(cfg),
-    }
-    first = None
-    with (
-        StoreWriter(out, convention, cam, crop, attrs, overwrite=overwrite) as writer,
-        tqdm(total=n, desc=f"generate {Path(out).name}", unit="frame", disable=not progress) as bar,
-    ):
-        for batch in iter_frames(n, seed, cfg):
-            writer.append(**batch)
-            first = batch if first is None else first
-            bar.update(len(batch["depth"]))
-    if sheet is not None:
-        sample_sheet(first, cfg).save(sheet)
-    log.info("wrote %d frames to %s", n, out)
-    return Path(out)
+    """Write `n` random synthetic frames to the store `out`; optionally a PNG contact sheet."""
+    return write_frames(
+        out, iter_frames(n, seed, cfg), n, cfg, {"seed": int(seed)}, overwrite, sheet, progress
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -102,13 +102,14 @@ def prepare_scene(
         raise ValueError(f"background batch {ell_c.shape[0]}/{pl_n.shape[0]} != capsule batch {batch}")
     if np.any(ell_r <= 0):
         raise ValueError("background ellipsoid radii must be > 0 mm")
+    if not np.allclose(np.linalg.norm(pl_n, axis=-1), 1.0, atol=1e-6):
+        raise ValueError("background plane normals must be unit vectors")
     if not background_margin_mm >= 0:
         raise ValueError(f"background_margin_mm must be >= 0, got {background_margin_mm}")
-    has_background = ell_c.shape[1] + pl_n.shape[1] > 0
-    margin = min(float(background_margin_mm), 1e9) if has_background else -1.0  # numba: finite
+    margin = min(float(background_margin_mm), 1e9)  # numba needs a finite float
     hand_box = np.zeros((batch, 4), dtype=np.int32)
     roi = np.zeros((batch, 4), dtype=np.int32)
-    _extents(start, end, radius, *camera_args(cam), margin, hand_box, roi)
+    _extents(start, end, radius, ell_c, ell_r, pl_n, pl_d, *camera_args(cam), margin, hand_box, roi)
     return Scene((start, end, radius, ell_c, ell_r, pl_n, pl_d), hand_box, roi)
 
 
@@ -190,9 +191,11 @@ def _clip_range(lo, hi, first, stop):
 
 
 @njit(cache=True)
-def _extents(start, end, radius, fx, fy, cx, cy, width, height, margin_mm, hand_box, roi):
+def _extents(
+    start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, width, height, margin_mm, hand_box, roi
+):
     """Per frame: the hand's pixel box and the drawing window (the box grown by the background
-    margin, converted at the hand's nearest depth; margin < 0: no background, window = box)."""
+    margin, converted at the hand's nearest depth, when the frame has a visible surface)."""
     for b in range(start.shape[0]):
         u_lo, v_lo, u_hi, v_hi, z_near = np.inf, np.inf, -np.inf, -np.inf, np.inf
         for k in range(radius.shape[1]):
@@ -201,13 +204,32 @@ def _extents(start, end, radius, fx, fy, cx, cy, width, height, margin_mm, hand_
             v_lo, v_hi = min(v_lo, va - rho, vb - rho), max(v_hi, va + rho, vb + rho)
             z_near = min(z_near, start[b, k, 2] - radius[b, k], end[b, k, 2] - radius[b, k])
         _set_box(hand_box[b], u_lo, v_lo, u_hi, v_hi, width, height)
-        grow = max(margin_mm, 0.0) / max(z_near, NEAR_MM)
-        if margin_mm < 0.0 or u_lo > u_hi:
+        grow = margin_mm / max(z_near, NEAR_MM)
+        if u_lo > u_hi or len(_visible_surfaces(ell_c[b], ell_r[b], pl_n[b], pl_d[b])) == 0:
             roi[b] = hand_box[b]
         else:
             _set_box(
                 roi[b], u_lo - grow * fx, v_lo - grow * fy, u_hi + grow * fx, v_hi + grow * fy, width, height
             )
+
+
+@njit(cache=True)
+def _visible_surfaces(ell_c, ell_r, pl_n, pl_d):
+    """One frame's background surfaces that can be seen, as tuples of scalars (no per-pixel array
+    views: those cost atomic refcounts). Absent surfaces are encoded out of sight: an ellipsoid
+    wholly behind the camera, or a plane parallel to the image behind it. Ellipsoids become
+    (0, inverse radii, -centre / radii, |centre / radii|^2 - 1); planes (1, normal, offset, 0, 0)."""
+    out = []
+    for e in range(ell_c.shape[0]):
+        if ell_c[e, 2] + ell_r[e, 2] > NEAR_MM:
+            ix, iy, iz = 1.0 / ell_r[e, 0], 1.0 / ell_r[e, 1], 1.0 / ell_r[e, 2]
+            ox, oy, oz = -ell_c[e, 0] * ix, -ell_c[e, 1] * iy, -ell_c[e, 2] * iz
+            out.append((0, ix, iy, iz, ox, oy, oz, ox * ox + oy * oy + oz * oz - 1.0))
+    for q in range(pl_n.shape[0]):
+        nx, ny, nz, d = pl_n[q, 0], pl_n[q, 1], pl_n[q, 2], pl_d[q]
+        if nx != 0.0 or ny != 0.0 or d / nz >= NEAR_MM:
+            out.append((1, nx, ny, nz, d, 0.0, 0.0, 0.0))
+    return out
 
 
 @njit(cache=True)
@@ -287,18 +309,9 @@ def _store_sphere(depth, cos_view, i, j, cx, cy, cz, r, dx, dy, dd):
 
 
 @njit(cache=True)
-def _ellipsoid_terms(c, radii):
-    """Per-ellipsoid constants of the ray test, solved in its unit-sphere frame: inverse radii,
-    the scaled origin o = -c / radii and |o|^2 - 1."""
-    inv = 1.0 / radii
-    o = -c * inv
-    return inv[0], inv[1], inv[2], o[0], o[1], o[2], o[0] * o[0] + o[1] * o[1] + o[2] * o[2] - 1.0
-
-
-@njit(cache=True)
-def _ellipsoid_hit(terms, dx, dy):
-    """Nearest hit (t, cos_view) of the ray t * (dx, dy, 1) with an ellipsoid given its terms."""
-    ix, iy, iz, ox, oy, oz, oo = terms
+def _ellipsoid_hit(ix, iy, iz, ox, oy, oz, oo, dx, dy):
+    """Nearest hit (t, cos_view) of the ray t * (dx, dy, 1) with an ellipsoid, solved in its
+    unit-sphere frame (see `_visible_surfaces` for the terms)."""
     px, py, pz = dx * ix, dy * iy, iz
     qa = px * px + py * py + pz * pz
     qb = px * ox + py * oy + pz * oz
@@ -343,23 +356,20 @@ def draw_frame(start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, dep
     (`crossingnets.hand.sensor.simulate_depth` draws into small windows, never full frames)."""
     for k in range(radius.shape[0]):
         _draw_capsule(start[k], end[k], radius[k], fx, fy, cx, cy, depth, cos_view, u0, v0)
-    if ell_c.shape[0] + pl_n.shape[0] == 0:
+    surfaces = _visible_surfaces(ell_c, ell_r, pl_n, pl_d)
+    if len(surfaces) == 0:
         return
     height, width = depth.shape
-    # Scalars hoisted out of the arrays: per-pixel array views would cost atomic refcounts.
-    terms = [_ellipsoid_terms(ell_c[e], ell_r[e]) for e in range(ell_c.shape[0])]
-    planes = [(pl_n[p, 0], pl_n[p, 1], pl_n[p, 2], pl_d[p]) for p in range(pl_n.shape[0])]
     for i in range(height):
         dy = (v0 + i - cy) / fy
         for j in range(width):
             dx = (u0 + j - cx) / fx
-            for e in range(len(terms)):
-                t, c = _ellipsoid_hit(terms[e], dx, dy)
-                _store(depth, cos_view, i, j, t, c)
-            for p in range(len(planes)):
-                nx, ny, nz, offset = planes[p]
-                t, c = _plane_hit(nx, ny, nz, offset, dx, dy)
-                _store(depth, cos_view, i, j, t, c)
+            for kind, a, b, c, d, e, f, g in surfaces:
+                if kind == 0:
+                    t, cos = _ellipsoid_hit(a, b, c, d, e, f, g, dx, dy)
+                else:
+                    t, cos = _plane_hit(a, b, c, d, dx, dy)
+                _store(depth, cos_view, i, j, t, cos)
 
 
 @njit(parallel=True, cache=True)

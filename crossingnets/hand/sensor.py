@@ -114,8 +114,9 @@ class SceneConfig:
 
 def sample_background(rng: np.random.Generator, capsules: Capsules, cfg: SceneConfig) -> Background:
     """Per frame: a torso + head ellipsoid pair behind the hand and a table plane below it, each
-    present with its probability (absent ones are pushed out of sight: a plane behind the camera,
-    an ellipsoid behind it too)."""
+    present with its probability. Absent surfaces are put out of sight, where the renderer skips
+    them (an ellipsoid behind the camera, a plane parallel to the image behind it); a kind absent
+    from every frame is left out of the arrays."""
     start, end, radius = (np.asarray(a, dtype=np.float64) for a in capsules)
     batch = start.shape[0]
     ends = np.concatenate([start, end], axis=1)  # (B, 2K, 3)
@@ -136,7 +137,7 @@ def sample_background(rng: np.random.Generator, capsules: Capsules, cfg: SceneCo
     head = torso + np.array([0.0, -(torso_r[1] + 0.9 * head_r[1]), head_r[2] - torso_r[2]])
     has_body = rng.random(batch) < cfg.body_prob
     ell_c = np.stack([torso, head], axis=1)
-    ell_c[~has_body, :, 2] = -1e6  # behind the camera: never hit
+    ell_c[~has_body, :, 2] = -1e6  # behind the camera: skipped by the renderer
     ell_r = np.broadcast_to(np.stack([torso_r, head_r]), (batch, 2, 3)).copy()
 
     tilt = np.deg2rad(rng.uniform(0.0, cfg.table_tilt_max_deg, batch))
@@ -147,8 +148,11 @@ def sample_background(rng: np.random.Generator, capsules: Capsules, cfg: SceneCo
     offset = np.einsum("bi,bi->b", normal, on_table)
     has_table = rng.random(batch) < cfg.table_prob
     normal[~has_table] = (0.0, 0.0, 1.0)
-    offset[~has_table] = -1.0  # the plane z = -1 mm, behind the camera
-    return Background(ell_c, ell_r, normal[:, None], offset[:, None])
+    offset[~has_table] = -1.0  # the plane z = -1 mm, behind the camera: skipped by the renderer
+    kept_e, kept_p = (slice(None) if has.any() else slice(0) for has in (has_body, has_table))
+    return Background(
+        ell_c[:, kept_e], ell_r[:, kept_e], normal[:, None][:, kept_p], offset[:, None][:, kept_p]
+    )
 
 
 def simulate_depth(

@@ -68,7 +68,10 @@ def detect_center(depth_mm: np.ndarray, cam: Intrinsics, cfg: CropConfig = CropC
     pointing away is cut off). Their centre of mass is then refined `cfg.center_iterations` times
     over the candidates inside the cube around the current centre (DeepPrior, Oberweger 2015).
     """
-    depth = check_depth(depth_mm)
+    return _detect_center(check_depth(depth_mm), cam, cfg)
+
+
+def _detect_center(depth: np.ndarray, cam: Intrinsics, cfg: CropConfig) -> np.ndarray:
     valid = (depth > 0) & (depth < cfg.max_depth_mm)
     if not valid.any():
         raise NoHandError(f"no depth pixel in (0, {cfg.max_depth_mm:g}) mm: no hand in range")
@@ -122,7 +125,10 @@ def norm_to_xyz(norm: np.ndarray, com_uvd: np.ndarray, cam: Intrinsics, cube_mm:
 
 def crop_depth(depth_mm: np.ndarray, com_uvd: np.ndarray, cam: Intrinsics, cfg: CropConfig) -> np.ndarray:
     """(H, W) depth mm -> (crop_px, crop_px) float32 in [-1, 1], background +1."""
-    depth = check_depth(depth_mm)
+    return _crop_depth(check_depth(depth_mm), com_uvd, cam, cfg)
+
+
+def _crop_depth(depth: np.ndarray, com_uvd: np.ndarray, cam: Intrinsics, cfg: CropConfig) -> np.ndarray:
     s = cfg.crop_px
     grid = np.arange(s, dtype=np.float64)
     src = crop_to_uvd(np.stack([grid, grid, np.zeros(s)], axis=-1), com_uvd, cam, cfg)
@@ -148,10 +154,10 @@ def preprocess(
 ) -> Crop:
     """Raw depth frame -> network input; the centre is detected unless given."""
     depth = check_depth(depth_mm)
-    com = detect_center(depth, cam, cfg) if center_uvd is None else np.asarray(center_uvd, float)
+    com = _detect_center(depth, cam, cfg) if center_uvd is None else np.asarray(center_uvd, float)
     if com.shape != (3,) or not np.isfinite(com).all() or com[2] <= 0:
         raise ValueError(f"hand centre must be finite (u, v, d) with d > 0 mm, got {com}")
-    crop = crop_depth(depth, com, cam, cfg)
+    crop = _crop_depth(depth, com, cam, cfg)
     if (crop >= BACKGROUND).all():
         raise NoHandError(
             f"the {cfg.cube_mm:g} mm cube around centre {np.round(com, 1)} holds no depth pixel"

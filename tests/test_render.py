@@ -152,3 +152,18 @@ def test_background_plane_and_ellipsoid_behind_the_hand() -> None:
 def test_bad_capsules_raise(bad: Capsules, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         render_depth(bad, NYU)
+
+
+def test_surfaces_out_of_sight_are_skipped_and_grow_no_window() -> None:
+    """Absent surfaces are encoded behind the camera; they must neither draw nor widen the window."""
+    caps = capsules(((0, 0, 500), (0, 0, 500), 20))
+    hidden = Background(
+        np.array([[[0.0, 0.0, -1e6]]]), np.array([[[200.0, 300.0, 100.0]]]),
+        np.array([[[0.0, 0.0, 1.0]]]), np.array([[-1.0]]),
+    )  # fmt: skip
+    out = render(caps, NYU, hidden)
+    bare = render(caps, NYU)
+    np.testing.assert_array_equal(out.roi_px, bare.hand_box_px)
+    np.testing.assert_array_equal(out.depth_mm, bare.depth_mm)
+    with pytest.raises(ValueError, match="unit vectors"):
+        render(caps, NYU, hidden._replace(plane_normal=np.array([[[0.0, 0.0, 2.0]]])))

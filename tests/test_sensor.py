@@ -164,18 +164,18 @@ def test_simulated_hand_in_front_of_a_body() -> None:
     assert (bg.ellipsoid_center_mm[0, :, 2] - bg.ellipsoid_radii_mm[0, :, 2] >= 630.0 + 150.0 - 1e-6).all()
 
 
-def test_fused_simulation_equals_render_then_sensor() -> None:
+def test_simulation_is_background_then_render_then_sensor() -> None:
     caps = Capsules(
         np.array([[[-60.0, 0.0, 600.0]], [[20.0, 30.0, 450.0]]], np.float32),
         np.array([[[60.0, 10.0, 610.0]], [[40.0, -50.0, 480.0]]], np.float32),
         np.array([[20.0], [12.0]], np.float32),
     )
     scene = SceneConfig(body_prob=0.5, table_prob=0.5)
-    fused = simulate_depth(caps, NYU, np.random.default_rng(5), scene=scene)
+    simulated = simulate_depth(caps, NYU, np.random.default_rng(5), scene=scene)
     rng = np.random.default_rng(5)
     background = sample_background(rng, caps, scene)
     staged = apply_sensor(render(caps, NYU, background, scene.margin_mm), NYU, SensorConfig(), rng)
-    np.testing.assert_array_equal(fused, staged)
+    np.testing.assert_array_equal(simulated, staged)
 
 
 def test_nyu_like_scene_fills_the_frame_behind_the_hand() -> None:

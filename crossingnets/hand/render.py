@@ -71,16 +71,16 @@ def render(
     depth): with the default, any crop cube up to 300 mm centred on a hand point is covered, while
     the full frame would cost several times more. Pass `math.inf` for full frames.
     """
-    scene = prepare_scene(capsules, cam, background, background_margin_mm)
+    scene = _prepare_scene(capsules, cam, background, background_margin_mm)
     shape = (len(scene.hand_box_px), cam.height_px, cam.width_px)
     # np.zeros maps untouched pages lazily, so frames pay only for the window they draw into.
     depth = np.zeros(shape, dtype=np.float32)
     cos_view = np.zeros(shape, dtype=np.float32)
-    _render_batch(*scene.arrays, *camera_args(cam), scene.roi_px, depth, cos_view)
+    _render_batch(*scene.arrays, *_camera_args(cam), scene.roi_px, depth, cos_view)
     return Rendering(depth, cos_view, scene.hand_box_px, scene.roi_px)
 
 
-class Scene(NamedTuple):
+class _Scene(NamedTuple):
     """Validated float64 geometry and the pixel windows it will occupy (kernel input)."""
 
     arrays: tuple[
@@ -90,9 +90,9 @@ class Scene(NamedTuple):
     roi_px: np.ndarray  # (B, 4) int32
 
 
-def prepare_scene(
+def _prepare_scene(
     capsules: Capsules, cam: Intrinsics, background: Background | None, background_margin_mm: float
-) -> Scene:
+) -> _Scene:
     """Check the inputs and find, per frame, the hand's pixel box and the window to draw in."""
     start, end, radius = _check_capsules(capsules)
     batch = start.shape[0]
@@ -109,11 +109,11 @@ def prepare_scene(
     margin = min(float(background_margin_mm), 1e9)  # numba needs a finite float
     hand_box = np.zeros((batch, 4), dtype=np.int32)
     roi = np.zeros((batch, 4), dtype=np.int32)
-    _extents(start, end, radius, ell_c, ell_r, pl_n, pl_d, *camera_args(cam), margin, hand_box, roi)
-    return Scene((start, end, radius, ell_c, ell_r, pl_n, pl_d), hand_box, roi)
+    _extents(start, end, radius, ell_c, ell_r, pl_n, pl_d, *_camera_args(cam), margin, hand_box, roi)
+    return _Scene((start, end, radius, ell_c, ell_r, pl_n, pl_d), hand_box, roi)
 
 
-def camera_args(cam: Intrinsics) -> tuple[float, float, float, float, int, int]:
+def _camera_args(cam: Intrinsics) -> tuple[float, float, float, float, int, int]:
     return cam.fx, cam.fy, cam.cx, cam.cy, cam.width_px, cam.height_px
 
 
@@ -348,12 +348,8 @@ def _store(depth, cos_view, i, j, t, c):
 
 
 @njit(cache=True)
-def draw_frame(start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, depth, cos_view, u0, v0):
-    """Numba kernel: one frame's capsules, then its background surfaces over the whole window.
-
-    `depth` and `cos_view` are (h, w) windows holding frame pixels [u0, u0 + w) x [v0, v0 + h),
-    zero on entry; the arrays are one frame of `Scene.arrays`. Public for fused pipelines
-    (`crossingnets.hand.sensor.simulate_depth` draws into small windows, never full frames)."""
+def _draw_frame(start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, depth, cos_view, u0, v0):
+    """One frame's capsules, then its visible background surfaces over the whole window."""
     for k in range(radius.shape[0]):
         _draw_capsule(start[k], end[k], radius[k], fx, fy, cx, cy, depth, cos_view, u0, v0)
     surfaces = _visible_surfaces(ell_c, ell_r, pl_n, pl_d)
@@ -378,7 +374,7 @@ def _render_batch(
 ):
     for b in prange(depth.shape[0]):
         u0, v0, u1, v1 = roi[b, 0], roi[b, 1], roi[b, 2], roi[b, 3]
-        draw_frame(
+        _draw_frame(
             start[b], end[b], radius[b], ell_c[b], ell_r[b], pl_n[b], pl_d[b], fx, fy, cx, cy,
             depth[b, v0:v1, u0:u1], cos_view[b, v0:v1, u0:u1], u0, v0,
         )  # fmt: skip

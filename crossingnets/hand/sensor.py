@@ -29,7 +29,7 @@ from numba import njit, prange
 
 from crossingnets.camera import Intrinsics
 from crossingnets.hand.capsules import Capsules
-from crossingnets.hand.render import Background, Rendering, camera_args, draw_frame, prepare_scene
+from crossingnets.hand.render import Background, Rendering, render
 
 
 @dataclass(frozen=True)
@@ -163,27 +163,9 @@ def simulate_depth(
     scene: SceneConfig = SceneConfig(),
 ) -> np.ndarray:
     """Capsule hands -> (B, H, W) float32 sensor-like depth in mm (0 = missing): the raw frames
-    that go through `crossingnets.data.preprocess` exactly like real ones.
-
-    Equal to `apply_sensor(render(capsules, cam, sample_background(...), scene.margin_mm), ...)`
-    for the same generator state, but each frame is drawn into a small window and never into
-    full-frame intermediates, which saves most of the memory traffic.
-    """
+    that go through `crossingnets.data.preprocess` exactly like real ones."""
     background = sample_background(rng, capsules, scene)
-    prepared = prepare_scene(capsules, cam, background, scene.margin_mm)
-    seeds, holes = _frame_randomness(rng, prepared.hand_box_px, sensor)
-    out = np.zeros((len(seeds), cam.height_px, cam.width_px), dtype=np.float32)
-    _simulate_batch(
-        *prepared.arrays,
-        *camera_args(cam),
-        prepared.roi_px,
-        seeds,
-        holes,
-        _params(sensor, cam),
-        _edge_cut(sensor),
-        out,
-    )
-    return out
+    return apply_sensor(render(capsules, cam, background, scene.margin_mm), cam, sensor, rng)
 
 
 def apply_sensor(
@@ -433,37 +415,3 @@ def _sensor_batch(depth, cos_view, roi, seeds, holes, p, edge_cut, out):
             depth[b, v0:v1, u0:u1], cos_view[b, v0:v1, u0:u1], u0, v0, seeds[b], holes[b], p,
             edge_cut, out[b, v0:v1, u0:u1],
         )  # fmt: skip
-
-
-@njit(parallel=True, cache=True)
-def _simulate_batch(
-    start,
-    end,
-    radius,
-    ell_c,
-    ell_r,
-    pl_n,
-    pl_d,
-    fx,
-    fy,
-    cx,
-    cy,
-    width,
-    height,
-    roi,
-    seeds,
-    holes,
-    p,
-    edge_cut,
-    out,
-):
-    """Render + sensor per frame through a window-sized scratch z-buffer."""
-    for b in prange(out.shape[0]):
-        u0, v0, u1, v1 = roi[b, 0], roi[b, 1], roi[b, 2], roi[b, 3]
-        depth = np.zeros((v1 - v0, u1 - u0), dtype=np.float32)
-        cos_view = np.zeros_like(depth)
-        draw_frame(
-            start[b], end[b], radius[b], ell_c[b], ell_r[b], pl_n[b], pl_d[b], fx, fy, cx, cy,
-            depth, cos_view, u0, v0,
-        )  # fmt: skip
-        _sensor_frame(depth, cos_view, u0, v0, seeds[b], holes[b], p, edge_cut, out[b, v0:v1, u0:u1])

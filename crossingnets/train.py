@@ -397,7 +397,7 @@ class Trainer:
             setattr(self, key, int(state[key]))
         self.sums, self.last_val = dict(state["sums"]), dict(state["last_val"])
         if self.stage_index < len(self.cfg.stages):
-            self._make_optimizers()
+            self._make_optimizers(self.stage)
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
         torch.set_rng_state(state["rng_cpu"])
@@ -407,11 +407,11 @@ class Trainer:
         if self.ddp.main:
             save_training_state(self.state_dict(), self.out / CHECKPOINT_FILE)
 
-    def _make_optimizers(self) -> None:
+    def _make_optimizers(self, stage: str) -> None:
         c = self.cfg
         self.optimizers = {
             k: torch.optim.Adam(ps, lr=c.lr, betas=(c.beta1, 0.999))
-            for k, ps in _param_groups(self.model, self.stage).items()
+            for k, ps in _param_groups(self.model, stage).items()
         }
 
     def _sync_buffers(self) -> None:
@@ -429,7 +429,7 @@ class Trainer:
         while self.stage_index < len(self.cfg.stages):
             stage, epochs = self.stage, self.cfg.epochs(self.stage)
             if self.epoch == 0 and self.step == 0:
-                self._start_stage(stage)
+                self.start_stage(stage)
             steps = self.steps_per_epoch(stage)
             while self.epoch < epochs:
                 t0, step0 = time.perf_counter(), self.step
@@ -452,11 +452,12 @@ class Trainer:
             _check_replicas_in_sync(self.model)
         return self.summary(finished=True)
 
-    def _start_stage(self, stage: str) -> None:
+    def start_stage(self, stage: str) -> None:
+        """Fresh optimisers for `stage` (and the PCA initialisation of the pose layers it trains)."""
         if stage == "vae" or (stage == "supervised" and self.cfg.model == "deepprior"):
             pca = self.model.init_from_pca(self.data.train.pose[self.data.labeled].numpy())
             log.info("%s stage: pose layers initialised from a %d-component PCA", stage, pca.n_components_)
-        self._make_optimizers()
+        self._make_optimizers(stage)
         self.sums = {}
 
     def _record(self, losses: dict[str, torch.Tensor], bar: tqdm) -> None:

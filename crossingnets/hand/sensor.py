@@ -262,27 +262,40 @@ def _mix(x):
 
 
 @njit(cache=True)
+def _hash(seed, channel, i, j):
+    """64 random bits keyed by (seed, channel, i, j) for non-negative i, j."""
+    return _mix(seed ^ _mix((np.uint64(channel) * _GOLDEN + np.uint64(i)) * _GOLDEN + np.uint64(j)))
+
+
+@njit(cache=True)
 def _uniform(seed, channel, i, j):
-    """Uniform [0, 1) keyed by (seed, channel, i, j) for non-negative i, j."""
-    key = (np.uint64(channel) * _GOLDEN + np.uint64(i)) * _GOLDEN + np.uint64(j)
-    return np.float64(_mix(seed ^ _mix(key)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    """Uniform [0, 1) from the top 53 bits of the hash."""
+    return np.float64(_hash(seed, channel, i, j) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @njit(cache=True)
 def _gauss_grid(seed, channel, u0, v0, width, height, cell, needed):
-    """N(0, 1) (Box-Muller) at the grid corners (i * cell, j * cell) around the window; returns
-    the grid and the absolute index of its first corner (zeros when not `needed`)."""
+    """Approximately N(0, 1) values at the grid corners (i * cell, j * cell) around the window;
+    returns the grid and the absolute index of its first corner (zeros when not `needed`)."""
     i0, j0 = u0 // cell, v0 // cell
     ni, nj = (u0 + width - 1) // cell - i0 + 2, (v0 + height - 1) // cell - j0 + 2
     grid = np.zeros((nj, ni))
-    if not needed:
-        return grid, i0, j0
-    for j in range(nj):
-        for i in range(ni):
-            u1 = 1.0 - _uniform(seed, channel, i0 + i, j0 + j)  # (0, 1]: log is finite
-            u2 = _uniform(seed, channel + 100, i0 + i, j0 + j)
-            grid[j, i] = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    if needed:
+        for j in range(nj):
+            for i in range(ni):
+                grid[j, i] = _gauss(seed, channel, i0 + i, j0 + j)
     return grid, i0, j0
+
+
+@njit(cache=True)
+def _gauss(seed, channel, i, j):
+    """Approximately N(0, 1) from one hash: the sum of its four 16-bit quarters, standardised
+    (Irwin-Hall, n = 4: its CDF is within ~0.01 of the normal's, at a tenth of Box-Muller's cost)."""
+    h = _hash(seed, channel, i, j)
+    total = 0.0
+    for q in range(4):
+        total += np.float64((h >> np.uint64(16 * q)) & np.uint64(0xFFFF)) + 0.5
+    return (total / 65536.0 - 2.0) * math.sqrt(3.0)
 
 
 @njit(cache=True)

@@ -188,24 +188,27 @@ def build_demo(ex: Explorer) -> gr.Blocks:
 
                 latent_outputs = [latent_state, *pca_sliders, *raw_sliders, latent_plot, latent_depth]
 
-                def show(z):
+                def show(z, moved: list | tuple = ()) -> dict:
+                    """Every latent-tab output for the point z, but the sliders being `moved` (updating
+                    them while they are dragged would pull them back to a stale value)."""
                     view = latent_view(ex, z)
-                    return view.latent.tolist(), *view.sigmas, *view.raw, _plot(view.figure), view.depth
+                    values = [view.latent.tolist(), *view.sigmas, *view.raw, _plot(view.figure), view.depth]
+                    return {c: v for c, v in zip(latent_outputs, values, strict=True) if c not in moved}
 
                 gr.on(
                     [s.input for s in pca_sliders],
-                    _user_errors(lambda z, *sig: show(latent_from_sliders(ex, z, sig))),
+                    _user_errors(lambda z, *sig: show(latent_from_sliders(ex, z, sig), pca_sliders)),
                     [latent_state, *pca_sliders],
-                    latent_outputs,
+                    [c for c in latent_outputs if c not in pca_sliders],
                     api_name="move_pca",
                     trigger_mode="always_last",
                     show_progress="hidden",
                 )
                 gr.on(
                     [s.input for s in raw_sliders],
-                    _user_errors(lambda *raw: show(np.asarray(raw))),
+                    _user_errors(lambda *raw: show(np.asarray(raw), raw_sliders)),
                     raw_sliders,
-                    latent_outputs,
+                    [c for c in latent_outputs if c not in raw_sliders],
                     api_name="move_raw",
                     trigger_mode="always_last",
                     show_progress="hidden",

@@ -231,8 +231,14 @@ def smoothness_figure(latent_distance: np.ndarray, smoothness_distance: np.ndarr
         "layout": {
             "xaxis": {"title": {"text": "latent distance |z_t+1 - z_t|"}, "range": [0, top]},
             "yaxis": {"title": {"text": "smoothness head |smo(x_t, x_t+1)|"}, "range": [0, top]},
-            "margin": {"l": 60, "r": 10, "t": 10, "b": 50},
-            "legend": {"orientation": "h", "y": 1.1},
+            "margin": {"l": 60, "r": 10, "t": 30, "b": 50},
+            "legend": {
+                "x": 0.01,
+                "y": 0.99,
+                "xanchor": "left",
+                "yanchor": "top",
+                "bgcolor": "rgba(255,255,255,0.7)",
+            },
             "height": 360,
         },
     }

@@ -7,7 +7,10 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ def launch_options(host: str, port: int | None, share: bool = False) -> dict[str
         "share": share,
         "max_file_size": MAX_UPLOAD,
         "show_error": False,
+        "run_history": False,  # record nothing, offer no remote store: the app runs offline
     }
 
 
@@ -44,6 +48,24 @@ def create_app(checkpoint: str | os.PathLike):
 
     demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR))
     return demo.queue(default_concurrency_limit=CONCURRENCY)
+
+
+@contextlib.contextmanager
+def running_app(
+    checkpoint: str | os.PathLike, host: str = "127.0.0.1", port: int | None = None
+) -> Iterator[str]:
+    """Serve the explorer in this process (a free port if none is given) for tests and benchmarks;
+    yields its URL and closes the server on exit."""
+    demo = create_app(checkpoint)
+    if port is None:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    demo.launch(**launch_options(host, port), prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://{host}:{port}/"
+    finally:
+        demo.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

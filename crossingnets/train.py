@@ -575,9 +575,9 @@ class Trainer:
         )
         return m.generator(z).contiguous(memory_format=self.memory_format)
 
-    def _generator_gan_term(self, real_features: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        d = self.model.discriminator
-        fake_logits, fake_features = d.forward_gan(d.forward_trunk(fake))
+    def _generator_gan_term(self, real_features: torch.Tensor, fake_map: torch.Tensor) -> torch.Tensor:
+        """The generator's GAN loss from the trunk map of its crops (B, C, h, h)."""
+        fake_logits, fake_features = self.model.discriminator.forward_gan(fake_map)
         if self.cfg.gan_loss == "feature_matching":
             return L.feature_matching_loss(real_features, fake_features)
         return L.generator_nonsaturating_loss(fake_logits)
@@ -587,10 +587,12 @@ class Trainer:
         real = self._batch("images")["depth"]
         fake = self._fake_depth_noise(g)
         real_logits, real_features = d.forward_gan(d.forward_trunk(real))
-        fake_logits, _ = d.forward_gan(d.forward_trunk(fake.detach()))
+        with running_stats_frozen(d):
+            fake_logits, _ = d.forward_gan(d.forward_trunk(fake.detach()))
         out = {"d_gan": L.discriminator_gan_loss(real_logits, fake_logits)}
         self._update("d", out["d_gan"])
-        out["g_gan"] = self._generator_gan_term(real_features.detach(), fake)
+        with running_stats_frozen(d):
+            out["g_gan"] = self._generator_gan_term(real_features.detach(), d.forward_trunk(fake))
         self._update("g", out["g_gan"])
         return out
 
@@ -614,14 +616,16 @@ class Trainer:
         h_l = d.forward_trunk(x_l)
         out["pos"] = L.posterior_loss(d.forward_posterior(h_l), target)
         total = c.w_pos * out["pos"]
-        f_l = d.forward_smoothness(h_l)
+        with running_stats_frozen(d):
+            h_fake = d.forward_trunk(rendered.detach())
+            f_fake = d.forward_smoothness(h_fake) if c.use_smo else None
+            fake_logits = d.forward_gan(h_fake)[0] if gan else None
         if c.use_smo:
-            f_fake = d.forward_smoothness(d.forward_trunk(rendered.detach()))
+            f_l = d.forward_smoothness(h_l)
             out["smo"] = L.smoothness_loss(f_fake[b:], f_l, f_fake[:b], z_r, z_l)
             total = total + c.w_smo * out["smo"]
         if gan:
             real_logits, real_features = d.forward_gan(d.forward_trunk(self._batch("images")["depth"]))
-            fake_logits, _ = d.forward_gan(d.forward_trunk(rendered.detach()))
             out["d_gan"] = L.discriminator_gan_loss(real_logits, fake_logits)
             total = total + c.w_gan * out["d_gan"]
         self._update("warmup_heads" if warm else "d", total)
@@ -630,13 +634,15 @@ class Trainer:
         out["recons"] = L.truncated_reconstruction_loss(rendered[:b], x_l)
         total = c.w_recons * out["recons"]
         if not warm:
-            if c.use_smo:
-                f_fake = d.forward_smoothness(d.forward_trunk(rendered))
-                out["g_smo"] = L.smoothness_loss(f_fake[b:], f_l.detach(), f_fake[:b], z_r, z_l)
-                total = total + c.w_smo * out["g_smo"]
-            if gan:
-                out["g_gan"] = self._generator_gan_term(real_features.detach(), rendered)
-                total = total + c.w_gan * out["g_gan"]
+            with running_stats_frozen(d):
+                h_fake = d.forward_trunk(rendered) if c.use_smo or gan else None
+                if c.use_smo:
+                    f_fake = d.forward_smoothness(h_fake)
+                    out["g_smo"] = L.smoothness_loss(f_fake[b:], f_l.detach(), f_fake[:b], z_r, z_l)
+                    total = total + c.w_smo * out["g_smo"]
+                if gan:
+                    out["g_gan"] = self._generator_gan_term(real_features.detach(), h_fake)
+                    total = total + c.w_gan * out["g_gan"]
             out["vae_recons"] = L.vae_reconstruction_loss(m.vae.decode(code), lab["pose"])
             out["kl"] = L.kl_divergence(mean, logvar)
             total = total + out["vae_recons"] + c.kl_weight * out["kl"]
@@ -655,6 +661,21 @@ class Trainer:
             out = {"pose": L.pose_loss(m.decode_latent_units(estimate), joints)}
         self._update("estimator", next(iter(out.values())))
         return out
+
+
+@contextlib.contextmanager
+def running_stats_frozen(module: nn.Module) -> Iterator[None]:
+    """Batch norm inside normalises generated crops by their own batch statistics but leaves the
+    running statistics alone: those must describe real crops, the only ones inference sees."""
+    norms = [m for m in module.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 - momentum) * running + momentum * batch
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
 
 
 @torch.no_grad()

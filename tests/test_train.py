@@ -263,3 +263,14 @@ def test_tensorboard_flag_fails_clearly_without_tensorboard(store: Path, tmp_pat
             max_steps=1,
         )
         assert (tmp_path / "tensorboard").is_dir()
+
+
+def test_generated_crops_leave_running_statistics_alone() -> None:
+    bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).train()
+    before = bn[1].running_mean.clone()
+    with T.running_stats_frozen(bn):
+        out = bn(torch.randn(4, 1, 8, 8) + 5.0)
+    assert torch.equal(bn[1].running_mean, before) and bn[1].momentum == 0.1
+    assert out.mean().abs() < 1e-5  # still normalised by the batch's own statistics
+    bn(torch.randn(4, 1, 8, 8) + 5.0)
+    assert not torch.equal(bn[1].running_mean, before)

@@ -1,0 +1,95 @@
+"""The app once in a real browser: Debian's Chromium driven by Playwright, headless.
+
+Uploads an example, checks the 3D plot appears, moves a slider (the plot changes) and plays a walk
+(the animation advances). With CROSSINGNETS_SCREENSHOTS=DIR it also saves one screenshot per tab
+there (the README's `docs/app_*.png` are made so).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, OFFLINE_ENV, running_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
+TIMEOUT_MS = 60_000  # the 2 shared CPU cores render WebGL in software
+
+PLOT_DATA = "() => [...document.querySelectorAll('.js-plotly-plot')].map(e => JSON.stringify(e.data))"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.is_file(), reason=f"{CHROMIUM} not installed (apt-get install -y chromium)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    os.environ.update(OFFLINE_ENV)
+    with (
+        running_app(BUNDLED_CHECKPOINT) as url,
+        sync_api.sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(url)
+            page.get_by_role("button", name="Estimate pose").wait_for()
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(page, tab: str, tmp_path: Path) -> None:
+    folder = Path(os.environ.get("CROSSINGNETS_SCREENSHOTS", tmp_path))
+    page.screenshot(path=str(folder / f"app_{tab}.png"), full_page=True)
+
+
+def test_upload_slider_walk(page, tmp_path):
+    # upload: an example frame -> the 3D plot (a WebGL scene with the six finger traces)
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "synthetic_nyu_0.png"))
+    page.get_by_text("server side").wait_for()
+    page.locator("[data-testid=plotly] .main-svg").first.wait_for()
+    scene = "() => { const e = document.querySelector('.js-plotly-plot'); return [e.data.length, !!e._fullLayout.scene] }"
+    assert page.evaluate(scene) == [6, True]
+    page.wait_for_timeout(1000)  # let WebGL draw before the screenshot
+    screenshot(page, "upload", tmp_path)
+
+    # latent: move the first PCA slider with the keyboard -> the decoded pose changes
+    page.get_by_role("tab", name="Latent").click()
+    page.get_by_role("button", name="Random sample").click()
+    page.wait_for_timeout(1500)
+    before = page.evaluate(PLOT_DATA)
+    slider = page.locator("input[type=range]").first
+    slider.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        f"before => JSON.stringify(({PLOT_DATA})()) !== JSON.stringify(before)", arg=before
+    )
+    page.wait_for_timeout(1000)
+    screenshot(page, "latent", tmp_path)
+
+    # walk: run one, press Play in its animation -> the step slider advances
+    page.get_by_role("tab", name="Walk").click()
+    page.get_by_role("button", name="Walk", exact=True).click()
+    animation = page.frame_locator("iframe").first
+    animation.locator(".updatemenu-button", has_text="Play").click()
+    frame = next(f for f in page.frames if f.url == "about:srcdoc")
+    frame.wait_for_function("() => document.querySelector('.js-plotly-plot').layout.sliders[0].active > 0")
+    page.locator("img[src*='walk.gif']").first.wait_for()
+    screenshot(page, "walk", tmp_path)

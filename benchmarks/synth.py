@@ -1,0 +1,117 @@
+"""The synthetic benchmark of the experiments: fixed data, defined here, built once.
+
+NYU convention and camera (640x480 Kinect intrinsics, 14 joints, 300 mm cube, 128 px crops), the
+generator at `GENERATOR_VERSION`, and four stores, each from its own seed (so hand shapes, poses
+and sensor noise of the test sets never occur in training):
+- train.h5: labelled training frames (the trainer keeps the labels of a seeded fraction);
+- unlabeled.h5: a pool of depth images whose labels are never read (`train --unlabeled`);
+- test.h5: the synthetic test set;
+- nyu_poses.h5: the real pose distribution: NYU's test labels (every `real_pose_stride`-th frame),
+  fitted by the kinematic hand's IK and rendered with NYU's camera. Its ground truth is the fitted
+  hand's joints (what the depth shows); the IK residual to the real labels is printed.
+
+    python benchmarks/synth.py --out bench/ [--scale 0.5]
+
+Prints one JSON line: frames and wall time per store, and the IK residual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crossingnets.camera import get_camera, uvd_to_xyz
+from crossingnets.data.synthetic import (
+    GENERATOR_VERSION,
+    GenerateConfig,
+    generate,
+    iter_posed_frames,
+    write_frames,
+)
+from crossingnets.files import read_uvd_text
+from crossingnets.hand.conventions import NYU
+from crossingnets.hand.ik import fit_ik
+
+SHARED_DATA = Path(
+    os.environ.get("CROSSINGNETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    train_frames: int = 16000
+    unlabeled_frames: int = 8000
+    test_frames: int = 2000
+    real_pose_stride: int = 4  # NYU test labels used: every 4th of 8,252 -> 2,063 frames
+    train_seed: int = 1001
+    unlabeled_seed: int = 1002
+    test_seed: int = 1003
+    real_pose_seed: int = 1004
+    generate: GenerateConfig = GenerateConfig(convention="nyu")
+
+    def scaled(self, scale: float) -> BenchmarkSpec:
+        """Smaller (or larger) stores, same seeds: a quick look at the same benchmark."""
+        sizes = ("train_frames", "unlabeled_frames", "test_frames")
+        scaled = {k: max(1, round(getattr(self, k) * scale)) for k in sizes}
+        stride = max(1, round(self.real_pose_stride / scale))
+        return dataclasses.replace(self, real_pose_stride=stride, **scaled)
+
+
+def nyu_real_poses_store(out: Path, spec: BenchmarkSpec, overwrite: bool) -> dict:
+    """Fit NYU's test labels with IK and render the fitted hands; returns the IK residual."""
+    labels = read_uvd_text(SHARED_DATA / "nyu" / "nyu_test_groundtruth_label.txt", NYU.num_joints)
+    xyz = uvd_to_xyz(labels.joints_uvd[:: spec.real_pose_stride], get_camera("nyu")).astype(np.float32)
+    fit = fit_ik(xyz, NYU)
+    frames = iter_posed_frames(fit.pose, fit.shape, spec.real_pose_seed, spec.generate)
+    attrs = {
+        "seed": spec.real_pose_seed,
+        "poses": f"NYU test labels, every {spec.real_pose_stride}th, IK fit",
+    }
+    write_frames(out, frames, len(xyz), spec.generate, attrs, overwrite=overwrite)
+    return {
+        "ik_residual_mean_mm": float(fit.residual_mm.mean()),
+        "ik_residual_p95_mm": float(np.percentile(fit.residual_mm, 95)),
+    }
+
+
+def build(out: Path, spec: BenchmarkSpec, overwrite: bool = False) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"generator_version": GENERATOR_VERSION, "spec": dataclasses.asdict(spec)}
+    for name, n, seed in (
+        ("test", spec.test_frames, spec.test_seed),
+        ("train", spec.train_frames, spec.train_seed),
+        ("unlabeled", spec.unlabeled_frames, spec.unlabeled_seed),
+    ):
+        t0 = time.perf_counter()
+        path = out / f"{name}.h5"
+        if overwrite or not path.exists():
+            generate(path, n, seed, spec.generate, overwrite=overwrite)
+        report[name] = {"frames": n, "wall_s": round(time.perf_counter() - t0, 1)}
+    path = out / "nyu_poses.h5"
+    if (SHARED_DATA / "README.md").is_file() and (overwrite or not path.exists()):
+        t0 = time.perf_counter()
+        report["nyu_poses"] = nyu_real_poses_store(path, spec, overwrite)
+        report["nyu_poses"]["wall_s"] = round(time.perf_counter() - t0, 1)
+    elif not path.exists():
+        report["nyu_poses"] = f"skipped: no real labels at {SHARED_DATA}"
+    return report
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="folder for the benchmark's stores")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the store sizes (same seeds)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild stores that exist")
+    args = p.parse_args()
+    print(json.dumps(build(args.out, BenchmarkSpec().scaled(args.scale), args.overwrite)))
+
+
+if __name__ == "__main__":
+    main()

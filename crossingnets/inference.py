@@ -75,14 +75,15 @@ class HandPoseEstimator:
 
     @torch.inference_mode()
     def predict_crops(
-        self, depth: np.ndarray | torch.Tensor, com_uvd: np.ndarray, cam: Intrinsics
+        self, depth: np.ndarray | torch.Tensor, com_uvd: np.ndarray, cam: Intrinsics, batch_size: int = 256
     ) -> dict[str, np.ndarray]:
         """Network crops (B, 1, S, S) (or (B, S, S)) in [-1, 1] with their centres com_uvd (B, 3).
 
-        Returns float32 arrays: joints_xyz (B, J, 3) camera-frame mm, joints_uvd (B, J, 3),
-        com_uvd (B, 3), latent (B, L).
+        Runs `batch_size` crops at a time (a whole test set fits in memory as crops, not as
+        activations). Returns float32 arrays: joints_xyz (B, J, 3) camera-frame mm, joints_uvd
+        (B, J, 3), com_uvd (B, 3), latent (B, L).
         """
-        x = self._tensor(depth)
+        x = torch.as_tensor(depth, dtype=torch.float32)  # moved to the device chunk by chunk
         if x.ndim == 3:
             x = x[:, None]
         s = self.crop.crop_px
@@ -91,13 +92,14 @@ class HandPoseEstimator:
         com_uvd = np.asarray(com_uvd, dtype=np.float64).reshape(-1, 3)
         if len(com_uvd) != len(x):
             raise ValueError(f"got {len(x)} crops but {len(com_uvd)} centres")
-        joints_mm, latent = self.model(x)
-        joints_xyz, joints_uvd = joints_from_crop_frame(joints_mm.cpu().numpy(), com_uvd, cam)
+        chunks = [self.model(x[i : i + batch_size].to(self.device)) for i in range(0, len(x), batch_size)]
+        joints_mm, latent = (torch.cat(parts).cpu().numpy() for parts in zip(*chunks, strict=True))
+        joints_xyz, joints_uvd = joints_from_crop_frame(joints_mm, com_uvd, cam)
         return {
             "joints_xyz": joints_xyz,
             "joints_uvd": joints_uvd,
             "com_uvd": com_uvd.astype(np.float32),
-            "latent": latent.cpu().numpy(),
+            "latent": latent,
         }
 
     def predict(

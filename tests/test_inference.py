@@ -64,6 +64,9 @@ def test_predict_crops_matches_predict_with_given_center(model_dir: Path) -> Non
     b = est.predict_crops(crop.depth[None, None], center[None], CAM)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k][0])
+    crops = np.repeat(crop.depth[None, None], 5, axis=0)
+    chunked = est.predict_crops(crops, np.repeat(center[None], 5, axis=0), CAM, batch_size=2)
+    np.testing.assert_allclose(chunked["joints_xyz"], np.repeat(a["joints_xyz"][None], 5, axis=0), atol=1e-3)
     with pytest.raises(ValueError, match=r"\(B, 1, 32, 32\)"):
         est.predict_crops(np.zeros((1, 1, 64, 64), np.float32), center[None], CAM)
 

@@ -71,3 +71,25 @@ def test_render_agrees_with_mesh_ray_casting(name: str) -> None:
     assert both.sum() > 0.97 * (ours > 0).sum() and both.sum() > 0.99 * (theirs > 0).sum()
     err = np.abs(ours - theirs)[both]
     assert np.median(err) < 0.1 and np.percentile(err, 99) < 3.0
+
+
+def test_no_pixel_lost_near_the_image_corners() -> None:
+    """Capsules near the corners of the wide ICVL view and close to the camera, where a sphere's
+    image stretches most: every pixel where the inscribed mesh is hit must be a capsule hit too
+    (the renderer's per-capsule outline must never cut its image)."""
+    cam = CAMERAS["icvl"]
+    rng = np.random.default_rng(0)
+    n = 12
+    corner = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]])[rng.integers(0, 4, n)]
+    z = rng.uniform(120.0, 400.0, n)
+    start = np.column_stack([corner * z[:, None] * rng.uniform(0.4, 0.75, (n, 2)), z])
+    end = start + rng.normal(0.0, 40.0, (n, 3))
+    end[:, 2] = np.maximum(end[:, 2], 100.0)
+    caps = Capsules(start[None].astype(np.float32), end[None].astype(np.float32),
+                    rng.uniform(10.0, 40.0, (1, n)).astype(np.float32))  # fmt: skip
+    ours = render_depth(caps, cam)[0]
+    theirs = ray_cast_depth(hand_mesh(caps, segments=32), cam)
+    assert (theirs > 0).sum() > 2000
+    assert not ((theirs > 0) & (ours == 0)).any()
+    both = (ours > 0) & (theirs > 0)
+    assert np.percentile(np.abs(ours - theirs)[both], 99) < 3.0

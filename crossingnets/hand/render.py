@@ -5,10 +5,11 @@ centre at integer coordinates, as in `crossingnets.data.preprocess`, and its ray
 `t * ((u - cx) / fx, (v - cy) / fy, 1)`: with that unnormalised direction the ray parameter `t`
 *is* the depth z, so every intersection gives depth directly.
 
-Speed comes from doing only the work that can matter: each capsule is tested only inside the
-bounding box of its projection (exact, since a capsule is the convex hull of its two end spheres),
-frames run in parallel with numba, and background surfaces are drawn only in a window around the
-hand, because the network's crop never looks further.
+Speed comes from doing only the work that can matter: each capsule is tested only at pixels
+inside a conservative outline of its image (row by row, a band around its projected axis: a
+capsule is the convex hull of its end spheres, so its image is the hull of theirs), frames run in
+parallel with numba, and background surfaces are drawn only in a window around the hand, because
+the network's crop never looks further.
 """
 
 from __future__ import annotations
@@ -83,9 +84,8 @@ def render(
 class _Scene(NamedTuple):
     """Validated float64 geometry and the pixel windows it will occupy (kernel input)."""
 
-    arrays: tuple[
-        np.ndarray, ...
-    ]  # capsule start, end, radius, ellipsoid centre, radii, plane normal, offset
+    # capsule start, end, radius, ellipsoid centre, radii, plane normal, plane offset
+    arrays: tuple[np.ndarray, ...]
     hand_box_px: np.ndarray  # (B, 4) int32
     roi_px: np.ndarray  # (B, 4) int32
 

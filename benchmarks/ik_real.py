@@ -6,7 +6,7 @@ and prints the residual per dataset: mean and 95th percentile over all joints of
 mm, and the wall time. ICVL's labels are of a left hand, so they are fitted mirrored (x -> -x).
 The last line printed is one JSON object with every figure.
 
-    python benchmarks/ik_real.py [--limit N] [--iterations 300] [--threads 2] [--shape-sd-mm 5]
+    python benchmarks/ik_real.py [--datasets nyu icvl] [--limit N] [--iterations 300] [--threads 1] [--shape-sd-mm 5]
 """
 
 from __future__ import annotations
@@ -38,9 +38,15 @@ DEFAULT_DATA = Path(
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=[c.name for c, _, _ in DATASETS],
+        default=[c.name for c, _, _ in DATASETS],
+    )
     p.add_argument("--limit", type=int, default=None, help="fit only the first N frames per dataset")
     p.add_argument("--iterations", type=int, default=300)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest: tiny ops)")
     p.add_argument(
         "--shape-sd-mm",
         type=float,
@@ -93,7 +99,7 @@ def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     cfg = IKConfig(shape_sd_mm=args.shape_sd_mm)
     results = {"iterations": args.iterations, "threads": args.threads, "shape_sd_mm": args.shape_sd_mm}
-    for convention, rel, left_hand in DATASETS:
+    for convention, rel, left_hand in (d for d in DATASETS if d[0].name in args.datasets):
         joints = load_joints_xyz_mm(args.data / rel, convention, args.limit)
         r = fit_dataset(joints, convention, left_hand, args.iterations, cfg)
         results[convention.name] = r

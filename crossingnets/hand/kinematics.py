@@ -50,10 +50,12 @@ _BASE_ROWS = (PALM_POINTS.index("thumb_cmc"),) + tuple(PALM_POINTS.index(f"{d}_m
 
 # Which landmark each dataset joint is. Lengths measured on the labels (shared/data/README.md) decide
 # the ambiguous ones: NYU's finger "roots" lie 35-47 mm from the tips, the PIP; NYU's thumb root2
-# lies 19.5 mm from the tip (IP) and root1 38.6 mm further (MCP); ICVL's finger root -> mid -> tip
-# medians (29, 34, 30, 23 mm then 19, 22, 20, 18 mm) match middle phalanx + distal phalanx, not
-# proximal + middle + distal, so ICVL's "root" is the PIP and its "mid" the DIP; ICVL's thumb
-# (30 mm, 25 mm) is MCP -> IP -> tip. MSRA names the thumb's CMC, MCP and IP "mcp", "pip", "dip".
+# lies 19.5 mm from the tip (IP) and root1 38.6 mm further (MCP). On ICVL's test labels the
+# finger root -> mid -> tip medians (index, middle, ring, pinky: 29, 34, 30, 23 mm then 19, 22, 20,
+# 18 mm) match middle + distal phalanx, not proximal + middle phalanx, so ICVL's "root" is the PIP
+# and its "mid" the DIP; its thumb (30 mm, 25 mm) is MCP -> IP -> tip. (ICVL's labels are of a left
+# hand: fit them mirrored, see `crossingnets.hand.ik.fit_ik`.) MSRA names the thumb's CMC, MCP and
+# IP "mcp", "pip", "dip".
 _CONVENTION_LANDMARKS: dict[str, dict[str, str]] = {
     "nyu": {
         **{f"{d}_tip": f"{d}_tip" for d in DIGITS},
@@ -133,20 +135,22 @@ DEFAULT_LINKS_MM = np.array(
         [33.0, 17.0, 18.0],  # pinky
     ]
 )
-# Capsule radii at scale 1 and thickness 1, mm, per digit and link: a proximal phalanx is ~18 mm
-# across, each link thinner distally; the thumb metacarpal is fat to stand in for the thenar.
+# Capsule radii at scale 1 and thickness 1, mm, per digit and link: an adult finger is ~20 mm
+# across at the PIP, each link thinner distally (the NYU test frame in shared/data shows 18-26 mm
+# wide fingers, sensor edge spread included); the thumb metacarpal is fat, it carries the thenar.
 DIGIT_RADII_MM = np.array(
     [
-        [12.5, 10.5, 9.5],
-        [9.0, 8.0, 7.2],
-        [9.2, 8.2, 7.4],
-        [8.7, 7.7, 7.0],
-        [7.7, 6.8, 6.2],
+        [12.5, 11.0, 10.0],
+        [9.8, 8.8, 7.9],
+        [10.0, 9.0, 8.1],
+        [9.5, 8.5, 7.7],
+        [8.5, 7.5, 6.8],
     ]
 )
 PALM_RADIUS_MM = 13.0  # half the ~26-30 mm palm thickness
 FOREARM_LENGTH_MM = 130.0  # what a sensor sees of the forearm in a crop
-FOREARM_RADIUS_MM = 22.0  # two side-by-side capsules 20 mm apart: a ~64 x 44 mm oval section
+FOREARM_RADIUS_MM = 22.0  # two side-by-side capsules 26 mm apart: a ~70 x 44 mm oval section
+FOREARM_HALF_SPACING_MM = 13.0
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -345,18 +349,27 @@ def _capsule_segments(pose: HandPose, shape: HandShape) -> tuple[torch.Tensor, t
     # row, and the thumb web; together they fill the palm with no gaps at depth resolution.
     mcps = [at[f"{d}_mcp"] for d in DIGITS[1:]]
     wrist = at["wrist"]
-    sides = [at["wrist_radial"] - wrist] * 2 + [at["wrist_ulnar"] - wrist] * 2
-    heels = [wrist + 0.3 * (m - wrist) + side for m, side in zip(mcps, sides, strict=True)]
+    radial, ulnar = at["wrist_radial"] - wrist, at["wrist_ulnar"] - wrist
+    sides = [radial, radial / 3, ulnar / 3, ulnar]  # the heel spreads the metacarpals evenly
+    heels = [wrist + 0.2 * (m - wrist) + side for m, side in zip(mcps, sides, strict=True)]
     for heel, mcp in zip(heels, mcps, strict=True):
         add(heel, mcp, PALM_RADIUS_MM)
     for a, b in zip(mcps[:-1], mcps[1:], strict=True):
         add(a, b, PALM_RADIUS_MM)
     add(heels[0], heels[-1], PALM_RADIUS_MM + 1.5)
-    add(at["thumb_mcp"], at["index_mcp"], 0.55 * PALM_RADIUS_MM)
+    # Thenar eminence and thumb web: fill the triangle between the thumb metacarpal and the index
+    # metacarpal, and follow the thumb as it opposes.
+    add(at["thumb_mcp"], at["index_mcp"], 0.7 * PALM_RADIUS_MM)
+    add(at["thumb_mcp"], at["palm"], PALM_RADIUS_MM)
+    add(0.5 * (at["thumb_cmc"] + at["thumb_mcp"]), 0.5 * (heels[0] + mcps[0]), PALM_RADIUS_MM + 1.0)
     # Forearm stub: two capsules side by side across the wrist give its flattened section.
     axis = forearm_direction(pose)
     across = at["wrist_radial"] - at["wrist_ulnar"]
-    across = across / across.norm(dim=-1, keepdim=True).clamp_min(1e-6) * (10.0 * shape.scale)[:, None]
+    across = (
+        across
+        / across.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        * (FOREARM_HALF_SPACING_MM * shape.scale)[:, None]
+    )
     length = (FOREARM_LENGTH_MM * shape.scale)[:, None]
     for side in (across, -across):
         start = at["wrist"] + side
@@ -365,7 +378,7 @@ def _capsule_segments(pose: HandPose, shape: HandShape) -> tuple[torch.Tensor, t
 
 
 def hand_capsules(pose: HandPose, shape: HandShape) -> Capsules:
-    """The posed hand as capsules (numpy float32), camera mm: 15 digit links, 9 palm capsules and
+    """The posed hand as capsules (numpy float32), camera mm: 15 digit links, 11 palm capsules and
     a forearm stub of two; radii scale with `shape.scale * shape.thickness`."""
     pose_t = _as_torch(pose)
     with torch.no_grad():

@@ -450,6 +450,8 @@ class Trainer:
             self._end_stage(stage)
         if self.ddp.world > 1:
             _check_replicas_in_sync(self.model)
+        if self.writer is not None:
+            self.writer.close()
         return self.summary(finished=True)
 
     def start_stage(self, stage: str) -> None:

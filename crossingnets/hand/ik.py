@@ -24,6 +24,7 @@ from crossingnets.hand.kinematics import (
     HandPose,
     HandShape,
     convention_landmark_indices,
+    default_shape,
     forward_kinematics,
 )
 
@@ -152,12 +153,7 @@ def _init(target: np.ndarray, index: np.ndarray) -> tuple[_Params, torch.Tensor]
     for curl in _START_CURLS:
         angles = _start_angles(n, curl)
         pose = HandPose(angles, np.broadcast_to(np.eye(3), (n, 3, 3)), np.zeros((n, 3)), np.zeros((n, 2)))
-        shape = HandShape(
-            np.ones(n),
-            *(np.broadcast_to(a, (n, *a.shape)) for a in (DEFAULT_PALM_MM, DEFAULT_LINKS_MM)),
-            np.ones(n),
-        )
-        model_joints = forward_kinematics(pose, shape)[:, index]
+        model_joints = forward_kinematics(pose, default_shape(n))[:, index]
         rot, trans = kabsch(model_joints, target)
         all_params.append((angles, trans))
         rotations.append(rot)

@@ -267,7 +267,7 @@ def _as_torch(nt: NamedTuple, dtype: torch.dtype | None = None) -> NamedTuple:
     """numpy or torch fields -> torch fields (`dtype` if given), sharing memory where it can."""
     return type(nt)(
         *(
-            torch.as_tensor(np.ascontiguousarray(f) if isinstance(f, np.ndarray) else f, dtype=dtype)
+            torch.as_tensor(np.require(f, requirements="CW") if isinstance(f, np.ndarray) else f, dtype=dtype)
             for f in nt
         )
     )

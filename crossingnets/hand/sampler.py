@@ -18,6 +18,7 @@ from crossingnets.hand.kinematics import (
     DEFAULT_LINKS_MM,
     DEFAULT_PALM_MM,
     JOINT_LIMITS_RAD,
+    PALM_POINTS,
     PALM_TO_CAMERA,
     HandPose,
     HandShape,
@@ -105,7 +106,7 @@ def sample_shapes(rng: np.random.Generator, n: int, cfg: SamplerConfig) -> HandS
     links = DEFAULT_LINKS_MM * (1 + cfg.proportion_noise * rng.standard_normal((n, 5, 3)))
     palm_axes = 1 + cfg.proportion_noise * rng.standard_normal((n, 1, 3))  # width, length, depth
     palm = DEFAULT_PALM_MM * palm_axes + cfg.palm_jitter_mm * rng.standard_normal((n, 9, 3))
-    palm[:, 3] = 0.0  # the palm point is the hand frame's origin
+    palm[:, PALM_POINTS.index("palm")] = 0.0  # the palm point is the hand frame's origin
     thickness = rng.uniform(*cfg.thickness_range, n)
     return HandShape(*(a.astype(np.float32) for a in (scale, palm, links, thickness)))
 

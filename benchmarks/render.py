@@ -8,9 +8,6 @@ sensor effects at the camera's resolution (`simulate_depth`, numba, all cores); 
 `render_depth` (hand alone, no sensor) with trimesh's embree ray caster on `hand_mesh` of the same
 capsules, one ray per pixel of the same frame.
 
-The shared `detect_center` (numpy, full-frame temporaries) dominates the pipeline, so the
-benchmark also times `detect_center_fast`, a proposed numba equivalent, feeding `preprocess` the
-centre it finds (`center_uvd=`), and reports how closely its centres and crops match the shared ones.
 """
 
 from __future__ import annotations
@@ -24,10 +21,9 @@ from collections.abc import Callable
 import numba
 import numpy as np
 import trimesh
-from numba import njit
 
 from crossingnets.camera import Intrinsics, get_camera
-from crossingnets.data.preprocess import CropConfig, NoHandError, detect_center, preprocess
+from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.hand.capsules import Capsules
 from crossingnets.hand.kinematics import hand_capsules
 from crossingnets.hand.mesh import hand_mesh
@@ -69,78 +65,6 @@ def crop_all(depth_mm: np.ndarray, cam: Intrinsics, cfg: CropConfig) -> int:
     return misses
 
 
-def detect_center_fast(depth_mm: np.ndarray, cam: Intrinsics, cfg: CropConfig) -> np.ndarray:
-    """Proposed drop-in for `preprocess.detect_center`: the same algorithm in two passes over the
-    frame and no temporaries (nearest depth d0; candidates within half a cube behind it; their
-    centre of mass refined in the cube). Raises NoHandError like the original."""
-    com = _center_kernel(depth_mm, cam.fx, cam.fy, cfg.max_depth_mm, cfg.cube_mm, cfg.center_iterations)
-    if not np.isfinite(com).all():
-        raise NoHandError(f"no depth pixel in (0, {cfg.max_depth_mm:g}) mm: no hand in range")
-    return com
-
-
-@njit(cache=True)
-def _center_kernel(depth, fx, fy, max_depth, cube, iterations):
-    height, width = depth.shape
-    d0 = np.inf
-    for v in range(height):
-        for u in range(width):
-            z = depth[v, u]
-            if 0.0 < z < max_depth and z < d0:
-                d0 = z
-    com = np.full(3, np.nan)
-    if d0 == np.inf:
-        return com
-    band = d0 + 0.5 * cube
-    uvd = np.empty((height * width, 3))
-    n = 0
-    for v in range(height):
-        for u in range(width):
-            z = depth[v, u]
-            if 0.0 < z < max_depth and z <= band:
-                uvd[n, 0], uvd[n, 1], uvd[n, 2] = u, v, z
-                n += 1
-    com = uvd[:n].sum(axis=0) / n
-    for _ in range(iterations):
-        half = np.array([0.5 * cube * fx / com[2], 0.5 * cube * fy / com[2], 0.5 * cube])
-        total, count = np.zeros(3), 0
-        for i in range(n):
-            if abs(uvd[i, 0] - com[0]) <= half[0] and abs(uvd[i, 1] - com[1]) <= half[1]:
-                if abs(uvd[i, 2] - com[2]) <= half[2]:
-                    total += uvd[i]
-                    count += 1
-        if count == 0:
-            break
-        new = total / count
-        if np.all(np.abs(new - com) <= 1e-3 + 1e-5 * np.abs(com)):  # np.allclose(new, com, atol=1e-3)
-            break
-        com = new
-    return com
-
-
-def crop_all_fast(depth_mm: np.ndarray, cam: Intrinsics, cfg: CropConfig) -> int:
-    """`crop_all` with the proposed centre detection feeding the shared crop."""
-    misses = 0
-    for frame in depth_mm:
-        try:
-            preprocess(frame, cam, cfg, center_uvd=detect_center_fast(frame, cam, cfg))
-        except NoHandError:
-            misses += 1
-    return misses
-
-
-def compare_centres(depth_mm: np.ndarray, cam: Intrinsics, cfg: CropConfig) -> tuple[float, int]:
-    """Largest centre difference (px or mm) and the number of differing crops, fast vs shared."""
-    worst, differ = 0.0, 0
-    for frame in depth_mm:
-        a, b = detect_center(frame, cam, cfg), detect_center_fast(frame, cam, cfg)
-        worst = max(worst, float(np.abs(a - b).max()))
-        differ += not np.array_equal(
-            preprocess(frame, cam, cfg, a).depth, preprocess(frame, cam, cfg, b).depth
-        )
-    return worst, differ
-
-
 def embree_depth(caps: Capsules, b: int, cam: Intrinsics, dirs: np.ndarray) -> np.ndarray:
     """(H, W) depth of frame b by embree: build the mesh and its BVH, cast one ray per pixel."""
     caster = trimesh.ray.ray_pyembree.RayMeshIntersector(hand_mesh(caps, b))
@@ -163,8 +87,8 @@ def main(args: argparse.Namespace) -> dict:
     simulate_depth(warm, cam, rng)
     simulate_depth(warm, cam, rng, scene=SceneConfig.nyu_like())
     render_depth(warm, cam)
-    detect_center_fast(np.full((4, 4), 500.0, np.float32), cam, crop)
-    stage = {"sample_fk": 0.0, "render_sensor": 0.0, "preprocess": 0.0, "preprocess_fast": 0.0}
+    crop_all(np.full((1, 4, 4), 500.0, np.float32), cam, crop)
+    stage = {"sample_fk": 0.0, "render_sensor": 0.0, "preprocess": 0.0}
     misses = 0
     t_total = time.perf_counter()
     for first in range(0, args.frames, args.pose_block):
@@ -178,10 +102,7 @@ def main(args: argparse.Namespace) -> dict:
             dt, missed = timed(lambda depth=depth: crop_all(depth, cam, crop))
             stage["preprocess"] += dt
             misses += missed
-            stage["preprocess_fast"] += timed(lambda depth=depth: crop_all_fast(depth, cam, crop))[0]
-    t_total = time.perf_counter() - t_total - stage["preprocess_fast"]
-    t_fast = t_total - stage["preprocess"] + stage["preprocess_fast"]
-    worst_centre, crops_differ = compare_centres(depth, cam, crop)
+    t_total = time.perf_counter() - t_total
     # Render-only and the NYU-like scene (torso + head over the whole frame), on fresh hands.
     caps = sample_capsules(rng, args.chunk, cam)
     reps = max(1, args.frames // (4 * args.chunk))
@@ -209,7 +130,6 @@ def main(args: argparse.Namespace) -> dict:
         "threads": numba.get_num_threads(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "fps_end_to_end": round(fps_e2e, 1),
-        "fps_end_to_end_fast_centre": round(args.frames / t_fast, 1),
         "fps_render_and_sensor": round(args.frames / stage["render_sensor"], 1),
         "fps_render_only": round(fps_render, 1),
         "fps_render_sensor_nyu_like_scene": round(args.chunk / nyu_s, 1),
@@ -220,8 +140,6 @@ def main(args: argparse.Namespace) -> dict:
         "ms_per_frame": {k: round(v, 3) for k, v in ms.items()},
         "preprocess_share": round(stage["preprocess"] / t_total, 3),
         "frames_without_hand": misses,
-        "fast_centre_max_diff": round(worst_centre, 6),
-        "fast_centre_crops_differ": f"{crops_differ}/{len(depth)}",
     }
     for k, v in result.items():
         print(f"{k:>34}: {v}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from crossingnets.camera import Intrinsics, uvd_to_xyz
 
@@ -72,20 +73,52 @@ def detect_center(depth_mm: np.ndarray, cam: Intrinsics, cfg: CropConfig = CropC
 
 
 def _detect_center(depth: np.ndarray, cam: Intrinsics, cfg: CropConfig) -> np.ndarray:
-    valid = (depth > 0) & (depth < cfg.max_depth_mm)
-    if not valid.any():
+    com = _center_of_mass(depth, cam.fx, cam.fy, cfg.max_depth_mm, cfg.cube_mm, cfg.center_iterations)
+    if not np.isfinite(com).all():
         raise NoHandError(f"no depth pixel in (0, {cfg.max_depth_mm:g}) mm: no hand in range")
-    d0 = float(depth[valid].min())
-    v, u = np.nonzero(valid & (depth <= d0 + 0.5 * cfg.cube_mm))
-    uvd = np.stack([u, v, depth[v, u]], axis=1).astype(np.float64)
-    com = uvd.mean(axis=0)
-    for _ in range(cfg.center_iterations):
-        hu, hv = half_size_px(com, cam, cfg.cube_mm)
-        inside = np.all(np.abs(uvd - com) <= (hu, hv, 0.5 * cfg.cube_mm), axis=1)
-        if not inside.any():
+    return com
+
+
+@njit(cache=True)
+def _center_of_mass(depth, fx, fy, max_depth_mm, cube_mm, iterations):  # pragma: no cover (numba)
+    """Two passes over the frame, then refinements over the candidates alone: numpy's full-frame
+    temporaries made this the slowest step from a rendered frame to the network input."""
+    height, width = depth.shape
+    d0 = np.inf
+    for v in range(height):
+        for u in range(width):
+            z = depth[v, u]
+            if 0.0 < z < max_depth_mm and z < d0:
+                d0 = z
+    com = np.full(3, np.nan)
+    if d0 == np.inf:
+        return com
+    band = d0 + 0.5 * cube_mm
+    uvd = np.empty((height * width, 3))
+    n = 0
+    for v in range(height):
+        for u in range(width):
+            z = depth[v, u]
+            if 0.0 < z < max_depth_mm and z <= band:
+                uvd[n, 0], uvd[n, 1], uvd[n, 2] = u, v, z
+                n += 1
+    com = uvd[:n].sum(axis=0) / n
+    for _ in range(iterations):
+        hu, hv, hd = 0.5 * cube_mm * fx / com[2], 0.5 * cube_mm * fy / com[2], 0.5 * cube_mm
+        total = np.zeros(3)
+        count = 0
+        for i in range(n):
+            if (
+                abs(uvd[i, 0] - com[0]) <= hu
+                and abs(uvd[i, 1] - com[1]) <= hv
+                and abs(uvd[i, 2] - com[2]) <= hd
+            ):
+                total += uvd[i]
+                count += 1
+        if count == 0:
             break
-        new = uvd[inside].mean(axis=0)
-        if np.allclose(new, com, atol=1e-3):
+        new = total / count
+        if np.abs(new - com).max() <= 1e-3:
             break
         com = new
     return com

@@ -52,6 +52,14 @@ def test_left_hand_labels_are_fitted_through_their_mirror_image(hands):
     )  # a right hand cannot be a left one
 
 
+def test_batches_are_fitted_independently(hands):
+    joints = landmarks_to_joints(hands[:7], NYU)
+    whole = fit_ik(joints, NYU, iterations=100)
+    split = fit_ik(joints, NYU, iterations=100, batch_size=3)
+    assert split.pose.angles_rad.shape == (7, 5, 5) and split.shape.links_mm.shape == (7, 5, 3)
+    np.testing.assert_allclose(split.joints_fit_xyz, whole.joints_fit_xyz, atol=1e-2)
+
+
 def test_kabsch_recovers_a_rigid_motion(rng):
     points = rng.normal(size=(5, 10, 3)) * 50
     rot = Rotation.random(5, random_state=1).as_matrix()

@@ -17,9 +17,11 @@ import gradio as gr
 import numpy as np
 import plotly
 from gradio.components.plot import PlotData
+from PIL import Image
 
 from crossingnets.camera import CAMERAS
 from crossingnets.explorer.examples import example_camera
+from crossingnets.explorer.explore import SLIDER_SIGMAS
 from crossingnets.explorer.figures import Figure
 from crossingnets.explorer.views import (
     CAMERA_CHOICES,
@@ -60,17 +62,23 @@ def _user_errors(fn: Callable) -> Callable:
 def build_demo(ex: Explorer) -> gr.Blocks:
     """The explorer's Blocks (upload, latent, walk tabs) around a loaded Explorer."""
     gr.set_static_paths([PLOTLY_JS])
-    files_root = tempfile.TemporaryDirectory(prefix="crossingnets-app-")  # removed at exit
+    files_root = tempfile.TemporaryDirectory(prefix="crossingnets-app-")  # kept by fresh_dir; removed at exit
 
     def fresh_dir() -> str:
         return tempfile.mkdtemp(dir=files_root.name)
+
+    def png(image: Image.Image) -> str:
+        """An output image as a PNG file of its own: exact pixels, and Gradio caches a file
+        atomically, where it rewrites an identical in-memory image in place under concurrent requests."""
+        path = Path(fresh_dir()) / "image.png"
+        image.save(path)
+        return str(path)
 
     nyu = CAMERAS["nyu"]
     mean = latent_view(ex, ex.axes.mean)
     examples = list(ex.example_paths)
 
     with gr.Blocks(title="Crossing Nets latent-space explorer", analytics_enabled=False) as demo:
-        demo.files_root = files_root  # lives as long as the app
         upload_state = gr.State(None)  # {"latent": (L,), "joints_xyz": (J, 3)} of the last upload
         latent_state = gr.State(mean.latent.tolist())
         gr.Markdown(
@@ -102,10 +110,12 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     with gr.Column(scale=2):
                         with gr.Row():
                             overlay = gr.Image(
-                                label="Detected crop + estimated skeleton", type="pil", height=280
+                                label="Detected crop + estimated skeleton", type="filepath", height=280
                             )
                             generated = gr.Image(
-                                label="Generator's depth from the estimated latent", type="pil", height=280
+                                label="Generator's depth from the estimated latent",
+                                type="filepath",
+                                height=280,
                             )
                         pose_plot = gr.Plot(label="Estimated 3D pose")
                         with gr.Row():
@@ -121,8 +131,8 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     view = upload_view(ex, path, cam, (fx_, fy_, cx_, cy_), (u, v, d), fresh_dir())
                     state = {"latent": view.latent.tolist(), "joints_xyz": view.joints_xyz.tolist()}
                     return (
-                        view.overlay,
-                        view.generated,
+                        png(view.overlay),
+                        png(view.generated),
                         _plot(view.figure),
                         view.summary,
                         [str(f) for f in view.files],
@@ -165,7 +175,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1):
                         pca_sliders = [
-                            gr.Slider(-3, 3, value=s, step=0.05, label=label)
+                            gr.Slider(-SLIDER_SIGMAS, SLIDER_SIGMAS, value=s, step=0.05, label=label)
                             for s, label in zip(mean.sigmas, ex.labels, strict=True)
                         ]
                         with gr.Row():
@@ -183,7 +193,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                         with gr.Row():
                             latent_plot = gr.Plot(_plot(mean.figure), label="Decoded pose")
                             latent_depth = gr.Image(
-                                mean.depth, label="Generated depth", type="pil", height=300
+                                png(mean.depth), label="Generated depth", type="filepath", height=300
                             )
 
                 latent_outputs = [latent_state, *pca_sliders, *raw_sliders, latent_plot, latent_depth]
@@ -192,7 +202,13 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     """Every latent-tab output for the point z, but the sliders being `moved` (updating
                     them while they are dragged would pull them back to a stale value)."""
                     view = latent_view(ex, z)
-                    values = [view.latent.tolist(), *view.sigmas, *view.raw, _plot(view.figure), view.depth]
+                    values = [
+                        view.latent.tolist(),
+                        *view.sigmas,
+                        *view.raw,
+                        _plot(view.figure),
+                        png(view.depth),
+                    ]
                     return {c: v for c, v in zip(latent_outputs, values, strict=True) if c not in moved}
 
                 gr.on(

@@ -1,0 +1,25 @@
+"""`crossingnets app`: its options, and a clear exit on a folder that holds no model."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossingnets.cli import build_parser, main
+from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, launch_options
+
+
+def test_defaults_serve_the_bundled_checkpoint_on_loopback():
+    args = build_parser(["app"]).parse_args(["app"])
+    assert args.checkpoint == BUNDLED_CHECKPOINT and (BUNDLED_CHECKPOINT / "config.json").is_file()
+    assert (args.host, args.port, args.share) == ("127.0.0.1", None, False)
+    options = launch_options(args.host, 7860)
+    assert (
+        options["server_name"] == "127.0.0.1"
+        and options["share"] is False
+        and options["run_history"] is False
+    )
+
+
+def test_missing_checkpoint_exits_with_a_message(tmp_path):
+    with pytest.raises(SystemExit, match="no model at"):
+        main(["app", "--checkpoint", str(tmp_path)])

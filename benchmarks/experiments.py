@@ -1,0 +1,218 @@
+"""The paper's claims on the synthetic benchmark: every run, one table, the figures.
+
+Runs (each a `crossingnets train` run folder under --out, skipped when its result exists, so an
+interrupted suite resumes where it stopped):
+- Crossing Nets at label fractions 1 %, 2 %, 10 %, 100 % (with the unlabeled pool);
+- the supervised-only baseline ("from scratch") and the DeepPrior-style baseline, same fractions;
+- ablations at 2 % and 100 %: without L_smo, without L_gan, without unlabeled images.
+Each run is evaluated on the synthetic test set and on NYU's real poses rendered
+(`benchmarks/synth.py` builds both), with the community metric; wall times are recorded.
+
+    python benchmarks/synth.py --out bench/
+    python benchmarks/experiments.py --bench bench/ --out runs/experiments [--budget quick] [--only cn-0.02 ...]
+
+Writes OUT/results.json, OUT/success_<test>.png|html and OUT/error_vs_labels.png|html; prints one
+JSON line with every run's mean errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+
+from crossingnets.evaluate import evaluate_uvd, ground_truth_from_store, predict_store
+from crossingnets.metrics import ErrorSummary
+from crossingnets.plots import save_figure, success_rate_figure
+from crossingnets.train import TrainConfig, resume, train
+
+FRACTIONS = (0.01, 0.02, 0.1, 1.0)
+ABLATION_FRACTIONS = (0.02, 1.0)
+TEST_SETS = ("test", "nyu_poses")  # stores under --bench
+SUCCESS_AT_MM = (20, 40)
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    model: str  # crossingnet | scratch | deepprior
+    label_fraction: float
+    flags: dict = field(default_factory=dict)  # TrainConfig ablation fields
+    unlabeled_pool: bool = True  # Crossing Nets only: add bench/unlabeled.h5
+
+
+def all_runs() -> list[Run]:
+    runs = [Run(f"cn-{p:g}", "crossingnet", p) for p in FRACTIONS]
+    runs += [
+        Run(f"{m}-{p:g}", m, p, unlabeled_pool=False) for m in ("scratch", "deepprior") for p in FRACTIONS
+    ]
+    for p in ABLATION_FRACTIONS:
+        runs += [
+            Run(f"cn-nosmo-{p:g}", "crossingnet", p, {"use_smo": False}),
+            Run(f"cn-nogan-{p:g}", "crossingnet", p, {"use_gan": False}),
+            Run(f"cn-nounlabeled-{p:g}", "crossingnet", p, {"use_unlabeled": False}, unlabeled_pool=False),
+        ]
+    return runs
+
+
+# Epochs per stage. "full" is the benchmark; "quick" a smoke run of the whole suite.
+BUDGETS = {
+    "full": {
+        "epochs_vae": 100,
+        "epochs_gan": 3,
+        "epochs_joint": 6,
+        "epochs_supervised": 8,
+        "warmup_steps": 300,
+    },
+    "quick": {
+        "epochs_vae": 5,
+        "epochs_gan": 1,
+        "epochs_joint": 1,
+        "epochs_supervised": 1,
+        "warmup_steps": 10,
+    },
+}
+
+
+def run_one(run: Run, bench: Path, out: Path, budget: str, seed: int) -> dict:
+    """Train (unless done) and evaluate one run; the result is cached in its folder."""
+    folder = out / run.name
+    result_file = folder / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    cfg = TrainConfig(
+        model=run.model, label_fraction=run.label_fraction, seed=seed, **BUDGETS[budget], **run.flags
+    )
+    unlabeled = bench / "unlabeled.h5" if run.model == "crossingnet" and run.unlabeled_pool else None
+    t0 = time.perf_counter()
+    if (folder / "checkpoint.pt").exists():
+        resume(folder, progress=False)
+    else:
+        train(cfg, bench / "train.h5", folder, unlabeled=unlabeled, progress=False)
+    wall = time.perf_counter() - t0
+    result = {"run": dataclasses.asdict(run), "budget": budget, "train_wall_s": round(wall, 1), "tests": {}}
+    for test in TEST_SETS:
+        store = bench / f"{test}.h5"
+        if not store.exists():
+            continue
+        gt = ground_truth_from_store(store)
+        pred = predict_store(folder / "model", store, batch_size=256)
+        summary = evaluate_uvd(run.name, str(store), pred, gt.joints_uvd, gt.camera).summary
+        result["tests"][test] = summary.to_dict(gt.convention.joint_names)
+    result_file.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def success_at(result: dict, test: str, mm: int) -> float:
+    sr = result["tests"][test]["success_rate"]
+    return sr["fraction_of_frames"][sr["thresholds_mm"].index(float(mm))]
+
+
+def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
+    fig = go.Figure()
+    for prefix, label in (
+        ("cn", "Crossing Nets"),
+        ("scratch", "supervised only"),
+        ("deepprior", "DeepPrior-style"),
+    ):
+        xs, ys = [], []
+        for p in FRACTIONS:
+            r = results.get(f"{prefix}-{p:g}")
+            if r and test in r["tests"]:
+                xs.append(100 * p)
+                ys.append(r["tests"][test]["mean_error_mm"])
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label))
+    fig.update_layout(
+        title=f"Mean joint error vs labelled fraction ({test})",
+        xaxis={"title": "labelled training frames (%)", "type": "log"},
+        yaxis={"title": "mean joint error (mm)"},
+        template="plotly_white",
+    )
+    return fig
+
+
+def report(results: dict[str, dict], out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    for test in TEST_SETS:
+        have = {k: r for k, r in results.items() if test in r["tests"]}
+        if not have:
+            continue
+
+        summaries = {
+            k: ErrorSummary(
+                num_frames=r["tests"][test]["num_frames"],
+                mean_error_mm=r["tests"][test]["mean_error_mm"],
+                per_joint_error_mm=np.array(list(r["tests"][test]["per_joint_error_mm"].values())),
+                thresholds_mm=np.array(r["tests"][test]["success_rate"]["thresholds_mm"]),
+                success_rate=np.array(r["tests"][test]["success_rate"]["fraction_of_frames"]),
+            )
+            for k, r in have.items()
+        }
+        for ext in ("html", "png"):
+            save_figure(
+                success_rate_figure(summaries, title=f"Success rate ({test})"), out / f"success_{test}.{ext}"
+            )
+            save_figure(error_vs_labels_figure(results, test), out / f"error_vs_labels_{test}.{ext}")
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    head = (
+        "| run | labels | "
+        + " | ".join(
+            f"{t} mean (mm) | {t} <= {SUCCESS_AT_MM[0]} | {t} <= {SUCCESS_AT_MM[1]}" for t in TEST_SETS
+        )
+        + " | train wall (s) |"
+    )
+    lines = [head, "|" + "---|" * (3 + 3 * len(TEST_SETS))]
+    for name, r in results.items():
+        cells = []
+        for t in TEST_SETS:
+            if t in r["tests"]:
+                cells += [f"{r['tests'][t]['mean_error_mm']:.2f}"] + [
+                    f"{success_at(r, t, mm):.3f}" for mm in SUCCESS_AT_MM
+                ]
+            else:
+                cells += ["-"] * 3
+        lines.append(
+            f"| {name} | {100 * r['run']['label_fraction']:g} % | "
+            + " | ".join(cells)
+            + f" | {r['train_wall_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bench", type=Path, required=True, help="folder built by benchmarks/synth.py")
+    p.add_argument("--out", type=Path, required=True, help="folder of the run folders and results")
+    p.add_argument("--budget", choices=sorted(BUDGETS), default="full")
+    p.add_argument("--only", nargs="*", default=None, help="run only these names (see --list)")
+    p.add_argument("--list", action="store_true", help="list the runs and exit")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    runs = all_runs()
+    if args.list:
+        print("\n".join(r.name for r in runs))
+        return
+    if args.only:
+        unknown = set(args.only) - {r.name for r in runs}
+        if unknown:
+            raise SystemExit(f"unknown runs {sorted(unknown)}; see --list")
+        runs = [r for r in runs if r.name in args.only]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {r.name: run_one(r, args.bench, args.out, args.budget, args.seed) for r in runs}
+    report(results, args.out)
+    print(markdown_table(results))
+    print(
+        json.dumps({k: {t: v["tests"][t]["mean_error_mm"] for t in v["tests"]} for k, v in results.items()})
+    )
+
+
+if __name__ == "__main__":
+    main()

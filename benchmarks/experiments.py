@@ -80,7 +80,7 @@ BUDGETS = {
 }
 
 
-def run_one(run: Run, bench: Path, out: Path, budget: str, seed: int) -> dict:
+def run_one(run: Run, bench: Path, out: Path, budget: str, seed: int, device: str = "auto") -> dict:
     """Train (unless done) and evaluate one run; the result is cached in its folder."""
     folder = out / run.name
     result_file = folder / "result.json"
@@ -92,9 +92,9 @@ def run_one(run: Run, bench: Path, out: Path, budget: str, seed: int) -> dict:
     unlabeled = bench / "unlabeled.h5" if run.model == "crossingnet" and run.unlabeled_pool else None
     t0 = time.perf_counter()
     if (folder / "checkpoint.pt").exists():
-        resume(folder, progress=False)
+        resume(folder, device=device, progress=False)
     else:
-        train(cfg, bench / "train.h5", folder, unlabeled=unlabeled, progress=False)
+        train(cfg, bench / "train.h5", folder, unlabeled=unlabeled, device=device, progress=False)
     wall = time.perf_counter() - t0
     result = {"run": dataclasses.asdict(run), "budget": budget, "train_wall_s": round(wall, 1), "tests": {}}
     for test in TEST_SETS:
@@ -195,6 +195,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None, help="run only these names (see --list)")
     p.add_argument("--list", action="store_true", help="list the runs and exit")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda")
     args = p.parse_args()
     runs = all_runs()
     if args.list:
@@ -206,7 +207,7 @@ def main() -> None:
             raise SystemExit(f"unknown runs {sorted(unknown)}; see --list")
         runs = [r for r in runs if r.name in args.only]
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {r.name: run_one(r, args.bench, args.out, args.budget, args.seed) for r in runs}
+    results = {r.name: run_one(r, args.bench, args.out, args.budget, args.seed, args.device) for r in runs}
     report(results, args.out)
     print(markdown_table(results))
     print(

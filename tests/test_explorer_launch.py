@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from crossingnets.cli import build_parser, main
-from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, launch_options
+from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, OFFLINE_ENV, launch_options
 
 
 def test_defaults_serve_the_bundled_checkpoint_on_loopback():
@@ -23,3 +27,13 @@ def test_defaults_serve_the_bundled_checkpoint_on_loopback():
 def test_missing_checkpoint_exits_with_a_message(tmp_path):
     with pytest.raises(SystemExit, match="no model at"):
         main(["app", "--checkpoint", str(tmp_path)])
+
+
+def test_importing_the_app_loads_no_model_and_starts_no_server():
+    code = (
+        "import sys, crossingnets_app.ui\n"
+        "assert 'crossingnets.inference' not in sys.modules and 'crossingnets.models' not in sys.modules\n"
+        "import threading; assert threading.active_count() == 1, threading.enumerate()\n"
+    )
+    env = {**os.environ, **OFFLINE_ENV}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)

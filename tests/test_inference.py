@@ -90,9 +90,6 @@ def test_baselines_have_no_generator(tmp_path: Path) -> None:
 
 
 def test_predict_cli_prints_json(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    pytest.importorskip(
-        "crossingnets.explorer.depth_io", reason="the depth image reader is not in this tree yet"
-    )
     frame = _frame(150, 120)
     np.save(tmp_path / "f.npy", frame)
     Image.fromarray(frame.round().astype(np.uint16)).save(tmp_path / "f.png")

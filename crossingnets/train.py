@@ -845,7 +845,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model", choices=sorted(STAGES), help="crossingnet (default) or a baseline: scratch, deepprior"
     )
     p.add_argument(
-        "--preset", choices=sorted(TRAIN_PRESETS), default="paper", help="model and training preset"
+        "--preset", choices=sorted(TRAIN_PRESETS), help="model and training preset (default paper)"
     )
     p.add_argument("--unlabeled", help="extra store of depth images used without their labels")
     p.add_argument("--val", help="validation store (default: hold out --val-fraction of --data)")
@@ -872,15 +872,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields set on the command line."""
     overrides: dict[str, Any] = {
-        k: getattr(args, k) for k in (*_FLAGS, "stage", "model", "gan_loss") if getattr(args, k) is not None
+        k: getattr(args, k)
+        for k in (*_FLAGS, "stage", "model", "gan_loss", "preset")
+        if getattr(args, k) is not None
     }
     for flag, field in (("no_smo", "use_smo"), ("no_gan", "use_gan"), ("no_unlabeled", "use_unlabeled")):
         if getattr(args, flag):
             overrides[field] = False
     overrides.update({k: True for k in ("bf16", "channels_last") if getattr(args, k)})
-    return train_config(args.preset, **overrides)
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = _config_overrides(args)
+    return train_config(overrides.pop("preset", "paper"), **overrides)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -891,6 +899,15 @@ def main(args: argparse.Namespace) -> int:
         "tensorboard": args.tensorboard,
     }
     if args.resume:
+        given = [
+            *_config_overrides(args),
+            *(k for k in ("data", "unlabeled", "val", "init") if getattr(args, k)),
+        ]
+        if given:
+            raise SystemExit(
+                f"crossingnets train --resume continues with the run's saved settings and stores; "
+                f"drop {', '.join('--' + k.replace('use_', 'no_').replace('_', '-') for k in given)}"
+            )
         summary = resume(args.out, **common)
     else:
         if args.data is None:

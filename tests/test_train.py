@@ -241,6 +241,8 @@ def test_cli_stages_chain_through_init(store: Path, tmp_path: Path, capsys: pyte
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert torch.equal(a["vae.dec_out.weight"], b["vae.dec_out.weight"])
     assert not torch.equal(a["generator.fc.0.weight"], b["generator.fc.0.weight"])
+    with pytest.raises(SystemExit, match="drop --lr"):
+        cli.main(["train", "--out", str(tmp_path / "b"), "--resume", "--lr", "0.1"])
     assert cli.main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
     assert load_training_state(tmp_path / "b" / T.CHECKPOINT_FILE)["stage_index"] == 1
     with pytest.raises(ValueError, match="holds a crossingnet model"):

@@ -22,9 +22,11 @@ import torch
 from crossingnets.camera import CAMERAS, xyz_to_uvd
 from crossingnets.data.preprocess import CropConfig
 from crossingnets.data.store import StoreWriter
+from crossingnets.data.training import load_data
+from crossingnets.distributed import Dist
 from crossingnets.hand.conventions import get_convention
 from crossingnets.models import MODELS, model_config
-from crossingnets.train import Dist, Trainer, load_data, train_config
+from crossingnets.train import Trainer, data_options, train_config
 
 VARIANTS = {
     "fp32": {},
@@ -77,7 +79,7 @@ def main() -> None:
                 "paper", batch_size=args.batch_size, warmup_steps=0, val_fraction=0.0, **VARIANTS[name]
             )
             torch.manual_seed(0)
-            data = load_data(cfg, store, None, None, 50.0)
+            data = load_data(store, None, None, 50.0, **data_options(cfg))
             model = MODELS["crossingnet"](model_config("paper", convention="nyu"))
             trainer = Trainer(cfg, data, Path(tmp) / name, model, Dist(), {}, progress=False)
             results[name] = {

@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,15 @@ from torch import nn
 from tqdm import tqdm
 
 from crossingnets import losses as L
-from crossingnets.camera import uvd_to_xyz
 from crossingnets.checkpoint import (
     CONFIG_FILE,
     LatentStats,
     load_training_state,
     save_training_state,
 )
-from crossingnets.data.store import StoreInfo, load_arrays, read_info
+from crossingnets.data.store import read_info
+from crossingnets.data.training import Frames, TrainData, batch_indices, load_data, mix_seed
+from crossingnets.distributed import Dist, all_mean, check_replicas_in_sync, init_distributed
 from crossingnets.files import atomic_output
 from crossingnets.models import MODELS, CrossingNetConfig, LatentPoseModel, model_config
 
@@ -129,6 +130,12 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 
 
+def data_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The TrainConfig fields that decide which frames are labeled, validated and seen as real."""
+    return {"seed": cfg.seed, "label_fraction": cfg.label_fraction, "val_fraction": cfg.val_fraction,
+            "use_unlabeled": cfg.use_unlabeled}  # fmt: skip
+
+
 def train_config(preset: str, **overrides: Any) -> TrainConfig:
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"unknown training preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
@@ -137,177 +144,6 @@ def train_config(preset: str, **overrides: Any) -> TrainConfig:
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; the run stops."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
-
-
-@dataclass
-class Frames:
-    """Frames of a store as tensors; poses in units of `pose_unit_mm`."""
-
-    depth: torch.Tensor  # (N, 1, S, S) crops in [-1, 1]
-    pose: torch.Tensor  # (N, 3J) joints relative to the root joint
-    root: torch.Tensor  # (N, 3) root joint relative to the crop centre
-    center_xyz: torch.Tensor  # (N, 3) crop centre, camera frame, mm
-    joints_xyz: torch.Tensor  # (N, J, 3) ground truth, camera frame, mm
-
-    def __len__(self) -> int:
-        return len(self.depth)
-
-    def subset(self, idx: np.ndarray) -> Frames:
-        i = torch.as_tensor(idx, dtype=torch.long)
-        return Frames(*(getattr(self, f.name)[i] for f in fields(self)))
-
-
-def frames_from_arrays(arrays: dict[str, np.ndarray], info: StoreInfo, pose_unit_mm: float) -> Frames:
-    """Store arrays -> Frames: pose relative to the root joint, root relative to the crop centre."""
-    center = uvd_to_xyz(arrays["com_uvd"], info.camera)  # (N, 3)
-    joints = arrays["joints_xyz"].astype(np.float64)
-    root = joints[:, info.convention.root]  # (N, 3)
-    pose = (joints - root[:, None]) / pose_unit_mm
-    return Frames(
-        depth=_f32(arrays["depth"]),
-        pose=_f32(pose.reshape(len(pose), -1)),
-        root=_f32((root - center) / pose_unit_mm),
-        center_xyz=_f32(center),
-        joints_xyz=_f32(joints),
-    )
-
-
-def _f32(a: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)
-
-
-def labeled_subset(n: int, fraction: float, seed: int) -> np.ndarray:
-    """Sorted indices of the `fraction` of n frames whose labels are kept (at least one)."""
-    k = max(1, round(fraction * n))
-    return np.sort(np.random.default_rng([seed, 1]).permutation(n)[:k])
-
-
-@dataclass
-class TrainData:
-    info: StoreInfo
-    train: Frames  # every training frame (labels used only for `labeled`)
-    labeled: torch.Tensor  # (N_l,) indices into `train` whose labels are kept
-    images: torch.Tensor  # (M, 1, S, S) the GAN's real side
-    val: Frames | None
-
-
-def load_data(
-    cfg: TrainConfig,
-    data: str | os.PathLike,
-    unlabeled: str | os.PathLike | None,
-    val: str | os.PathLike | None,
-    pose_unit_mm: float,
-) -> TrainData:
-    """Read the stores and make the label subset, the validation split and the real-image pool."""
-    info = read_info(data)
-    unit = pose_unit_mm
-    frames = frames_from_arrays(load_arrays(data), info, unit)
-    if val is not None:
-        val_info = read_info(val)
-        _check_same_crop(info, val_info, val)
-        val_frames: Frames | None = frames_from_arrays(load_arrays(val), val_info, unit)
-        train = frames
-    else:
-        n_val = int(round(cfg.val_fraction * len(frames)))
-        order = np.random.default_rng([cfg.seed, 2]).permutation(len(frames))
-        val_frames = frames.subset(np.sort(order[:n_val])) if n_val else None
-        train = frames.subset(np.sort(order[n_val:]))
-    if len(train) == 0:
-        raise ValueError(
-            f"{data}: no training frame left after holding out {cfg.val_fraction:.0%} for validation"
-        )
-    labeled = torch.as_tensor(labeled_subset(len(train), cfg.label_fraction, cfg.seed))
-    if not cfg.use_unlabeled:
-        images = train.depth[labeled]
-    elif unlabeled is not None:
-        _check_same_crop(info, read_info(unlabeled), unlabeled)
-        images = torch.cat([train.depth, torch.from_numpy(load_arrays(unlabeled)["depth"])])
-    else:
-        images = train.depth
-    return TrainData(info, train, labeled, images, val_frames)
-
-
-def _check_same_crop(a: StoreInfo, b: StoreInfo, path: str | os.PathLike) -> None:
-    if (a.crop.crop_px, a.crop.cube_mm) != (b.crop.crop_px, b.crop.cube_mm):
-        raise ValueError(
-            f"{path} has {b.crop.crop_px} px crops of a {b.crop.cube_mm:g} mm cube; the training store has "
-            f"{a.crop.crop_px} px of {a.crop.cube_mm:g} mm"
-        )
-    if b.convention.name != a.convention.name:
-        raise ValueError(
-            f"{path} uses the {b.convention.name} convention, the training store {a.convention.name}"
-        )
-
-
-def batch_indices(
-    n: int, batch: int, seed: int, stream: int, epoch: int, step: int, rank: int, world: int
-) -> torch.Tensor:
-    """Indices (batch,) of step `step` of `epoch` for process `rank`: a seeded permutation per epoch,
-    repeated when n is smaller than the samples the epoch needs, sharded over processes."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, stream, epoch)))
-    start = (step * world + rank) * batch
-    reps = (start + batch + n - 1) // n
-    return perm.repeat(reps)[start : start + batch]
-
-
-def _mix(*ints: int) -> int:
-    """A 63-bit seed from a few integers (numpy's SeedSequence hashing)."""
-    return int(np.random.SeedSequence(list(ints)).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-# ---------------------------------------------------------------------------------------------
-# Distributed
-
-
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-def init_distributed(device_name: str) -> Dist:
-    """Join the torchrun process group if WORLD_SIZE > 1 (NCCL on GPUs, gloo on CPUs)."""
-    device = resolve_device(device_name)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist(device=device)
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), device)
-
-
-def _all_mean(tensors: list[torch.Tensor], world: int) -> None:
-    """Average tensors in place over all processes (one flat all-reduce)."""
-    if world == 1 or not tensors:
-        return
-    flat = torch.cat([t.reshape(-1).float() for t in tensors])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for t in tensors:
-        t.copy_(flat[offset : offset + t.numel()].view_as(t))
-        offset += t.numel()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,7 +252,7 @@ class Trainer:
 
     def _sync_buffers(self) -> None:
         """Average batch-norm statistics over processes, so every replica saves the same model."""
-        _all_mean([b for b in self.model.buffers() if b.is_floating_point()], self.ddp.world)
+        all_mean([b for b in self.model.buffers() if b.is_floating_point()], self.ddp.world)
 
     # -- loop ----------------------------------------------------------------------------------
     def steps_per_epoch(self, stage: str) -> int:
@@ -449,7 +285,7 @@ class Trainer:
                 self._end_epoch(stage, steps, (self.step - step0) / max(time.perf_counter() - t0, 1e-9))
             self._end_stage(stage)
         if self.ddp.world > 1:
-            _check_replicas_in_sync(self.model)
+            check_replicas_in_sync(self.model)
         if self.writer is not None:
             self.writer.close()
         return self.summary(finished=True)
@@ -465,7 +301,7 @@ class Trainer:
     def _record(self, losses: dict[str, torch.Tensor], bar: tqdm) -> None:
         names = list(losses)
         values = torch.stack([losses[k].detach().float() for k in names]).cpu()
-        _all_mean([values], self.ddp.world)
+        all_mean([values], self.ddp.world)
         values = values.tolist()
         for k, v in zip(names, values, strict=True):
             if not math.isfinite(v):
@@ -525,7 +361,9 @@ class Trainer:
     def train_step(self, stage: str) -> dict[str, torch.Tensor]:
         """One optimisation step of `stage` at the current (epoch, step); returns the losses."""
         self.model.train()
-        g = torch.Generator(self.ddp.device).manual_seed(_mix(self.cfg.seed, self.global_step, self.ddp.rank))
+        g = torch.Generator(self.ddp.device).manual_seed(
+            mix_seed(self.cfg.seed, self.global_step, self.ddp.rank)
+        )
         with torch.autocast(self.ddp.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             return getattr(self, f"_step_{stage}")(g)
 
@@ -557,7 +395,7 @@ class Trainer:
         self.model.zero_grad(set_to_none=True)
         loss.backward()
         opt = self.optimizers[name]
-        _all_mean(
+        all_mean(
             [p.grad for grp in opt.param_groups for p in grp["params"] if p.grad is not None], self.ddp.world
         )
         opt.step()
@@ -718,17 +556,6 @@ def latent_stats(model: LatentPoseModel, data: TrainData) -> LatentStats:
     return LatentStats.fit(latents.float().cpu().numpy())
 
 
-def _check_replicas_in_sync(model: nn.Module) -> None:
-    """Every process must end with the same weights (the gradients were averaged)."""
-    flat = torch.cat([p.detach().reshape(-1).float().cpu() for p in model.parameters()])
-    ref = flat.clone()
-    dist.broadcast(ref, 0)
-    diff = torch.tensor([(flat - ref).abs().max().item()])
-    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-    if diff.item() > 0:
-        raise RuntimeError(f"distributed replicas diverged (max weight difference {diff.item():.3g})")
-
-
 def _tensorboard_writer(out: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -783,7 +610,7 @@ def train(
                              f"this run trains a {cfg.model} on {store}")  # fmt: skip
         model = MODELS[kind](mcfg)
         model.load_state_dict(weights, strict=True)
-    d = load_data(cfg, data, unlabeled, val, model.config.pose_unit_mm)
+    d = load_data(data, unlabeled, val, model.config.pose_unit_mm, **data_options(cfg))
     with _run_folder(out, ddp):
         if ddp.main:
             meta = {"train_config": asdict(cfg), "model_kind": cfg.model, "model_config": model.config.to_dict(), "paths": paths,
@@ -810,7 +637,9 @@ def resume(
     paths = state["paths"]
     ddp = init_distributed(device)
     model = MODELS[cfg.model](CrossingNetConfig.from_dict(state["model_config"]))
-    d = load_data(cfg, paths["data"], paths["unlabeled"], paths["val"], model.config.pose_unit_mm)
+    d = load_data(
+        paths["data"], paths["unlabeled"], paths["val"], model.config.pose_unit_mm, **data_options(cfg)
+    )
     trainer = Trainer(cfg, d, out, model, ddp, paths, progress, tensorboard)
     trainer.load_state_dict(state)
     return trainer.run(max_steps)

@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from crossingnets.camera import CAMERAS, xyz_to_uvd
+from crossingnets.data.preprocess import CropConfig
+from crossingnets.data.store import StoreWriter
+from crossingnets.hand.conventions import get_convention
+
 # The real labels live beside the checkout (../shared/data), never inside it.
 SHARED_DATA = Path(
     os.environ.get("CROSSINGNETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -33,3 +38,41 @@ def _few_threads():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def write_toy_store(
+    path: Path, num_frames: int, crop_px: int = 32, seed: int = 0, convention: str = "icvl"
+) -> Path:
+    """A store whose crops show a disc placed and sized by the pose's two latent factors, so the
+    pose can be learnt from the image."""
+    rng = np.random.default_rng(seed)
+    conv, cam = get_convention(convention), CAMERAS[convention]
+    crop = CropConfig(cube_mm=250.0, crop_px=crop_px)
+    j = conv.num_joints
+    base = rng.normal(0.0, 40.0, (j, 3))
+    axes = rng.normal(0.0, 15.0, (2, j, 3))
+    factors = rng.uniform(-1.0, 1.0, (num_frames, 2))
+    center = np.array([0.0, 0.0, 500.0]) + rng.normal(0.0, 5.0, (num_frames, 3))
+    joints = center[:, None] + base + np.einsum("nk,kjc->njc", factors, axes)
+    yy, xx = np.mgrid[:crop_px, :crop_px] / (crop_px - 1) * 2 - 1
+    cu, cv, r = (
+        factors[:, 0, None, None] * 0.4,
+        factors[:, 1, None, None] * 0.4,
+        0.3 + 0.1 * factors[:, :1, None],
+    )
+    disc = (xx - cu) ** 2 + (yy - cv) ** 2 < r**2
+    depth = np.where(disc, -0.2 + 0.3 * (xx - cu), 1.0)[:, None]
+    with StoreWriter(path, conv, cam, crop, {"source": "toy", "seed": seed}) as w:
+        w.append(
+            depth=depth,
+            joints_xyz=joints,
+            joints_uvd=xyz_to_uvd(joints, cam),
+            com_uvd=xyz_to_uvd(center, cam),
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_store():
+    """`write_toy_store(path, num_frames, crop_px=32, seed=0, convention="icvl") -> path`."""
+    return write_toy_store

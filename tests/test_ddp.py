@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import write_toy_store
 
 from crossingnets.checkpoint import load_training_state
 from crossingnets.train import CHECKPOINT_FILE, METRICS_FILE
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_train_all_stages(tmp_path: Path) -> None:
-    store = write_toy_store(tmp_path / "toy.h5", 72)
+def test_two_gloo_processes_train_all_stages(tmp_path: Path, toy_store) -> None:
+    store = toy_store(tmp_path / "toy.h5", 72)
     out = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

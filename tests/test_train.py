@@ -13,50 +13,15 @@ import torch
 
 from crossingnets import cli
 from crossingnets import train as T
-from crossingnets.camera import CAMERAS, xyz_to_uvd
 from crossingnets.checkpoint import load_latent_stats, load_training_state
-from crossingnets.data.preprocess import CropConfig
-from crossingnets.data.store import StoreWriter
-from crossingnets.hand.conventions import get_convention
+from crossingnets.data.training import labeled_subset, load_data
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.models import CrossingNet, CrossingNetConfig
 
 
-def write_toy_store(
-    path: Path, num_frames: int, crop_px: int = 32, seed: int = 0, convention: str = "icvl"
-) -> Path:
-    """A store whose crops show a disc placed and sized by the pose's two latent factors, so the
-    pose can be learnt from the image."""
-    rng = np.random.default_rng(seed)
-    conv, cam = get_convention(convention), CAMERAS[convention]
-    crop = CropConfig(cube_mm=250.0, crop_px=crop_px)
-    j = conv.num_joints
-    base = rng.normal(0.0, 40.0, (j, 3))
-    axes = rng.normal(0.0, 15.0, (2, j, 3))
-    factors = rng.uniform(-1.0, 1.0, (num_frames, 2))
-    center = np.array([0.0, 0.0, 500.0]) + rng.normal(0.0, 5.0, (num_frames, 3))
-    joints = center[:, None] + base + np.einsum("nk,kjc->njc", factors, axes)
-    yy, xx = np.mgrid[:crop_px, :crop_px] / (crop_px - 1) * 2 - 1
-    cu, cv, r = (
-        factors[:, 0, None, None] * 0.4,
-        factors[:, 1, None, None] * 0.4,
-        0.3 + 0.1 * factors[:, :1, None],
-    )
-    disc = (xx - cu) ** 2 + (yy - cv) ** 2 < r**2
-    depth = np.where(disc, -0.2 + 0.3 * (xx - cu), 1.0)[:, None]
-    with StoreWriter(path, conv, cam, crop, {"source": "toy", "seed": seed}) as w:
-        w.append(
-            depth=depth,
-            joints_xyz=joints,
-            joints_uvd=xyz_to_uvd(joints, cam),
-            com_uvd=xyz_to_uvd(center, cam),
-        )
-    return path
-
-
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_toy_store(tmp_path_factory.mktemp("data") / "toy.h5", 40)
+def store(tmp_path_factory: pytest.TempPathFactory, toy_store) -> Path:
+    return toy_store(tmp_path_factory.mktemp("data") / "toy.h5", 40)
 
 
 def _metrics(run: Path) -> list[dict]:
@@ -141,10 +106,10 @@ def test_killed_run_resumes_to_identical_weights(
     ],
 )
 def test_each_stage_loss_falls_on_one_fixed_batch(
-    tmp_path: Path, model: str, stage: str, keys: tuple[str, ...]
+    tmp_path: Path, model: str, stage: str, keys: tuple[str, ...], toy_store
 ) -> None:
     """One batch holding every frame, labeled and unlabeled alike: each epoch is one step."""
-    store = write_toy_store(tmp_path / "one.h5", 8)
+    store = toy_store(tmp_path / "one.h5", 8)
     cfg = T.train_config(
         "tiny", model=model, stage=stage, batch_size=8, val_fraction=0.0, warmup_steps=3, save_every=1000, lr=3e-3,
         **{f"epochs_{stage}": 30},
@@ -157,19 +122,19 @@ def test_each_stage_loss_falls_on_one_fixed_batch(
         assert last < 0.7 * first, (k, first, last)
 
 
-def test_label_fraction_and_image_pools(store: Path, tmp_path: Path) -> None:
-    a = T.labeled_subset(100, 0.3, seed=0)
-    assert len(a) == 30 and np.array_equal(a, T.labeled_subset(100, 0.3, seed=0))
-    assert not np.array_equal(a, T.labeled_subset(100, 0.3, seed=1))
-    assert len(T.labeled_subset(10, 0.01, seed=0)) == 1
-    extra = write_toy_store(tmp_path / "extra.h5", 12, seed=3)
+def test_label_fraction_and_image_pools(store: Path, tmp_path: Path, toy_store) -> None:
+    a = labeled_subset(100, 0.3, seed=0)
+    assert len(a) == 30 and np.array_equal(a, labeled_subset(100, 0.3, seed=0))
+    assert not np.array_equal(a, labeled_subset(100, 0.3, seed=1))
+    assert len(labeled_subset(10, 0.01, seed=0)) == 1
+    extra = toy_store(tmp_path / "extra.h5", 12, seed=3)
     cfg = T.train_config("tiny", label_fraction=0.25)
-    d = T.load_data(cfg, store, extra, None, 50.0)
+    d = load_data(store, extra, None, 50.0, **T.data_options(cfg))
     assert (len(d.train), len(d.labeled), len(d.val)) == (32, 8, 8)
     assert len(d.images) == 32 + 12  # every training frame plus the unlabeled pool
-    d = T.load_data(replace(cfg, use_unlabeled=False), store, extra, None, 50.0)
+    d = load_data(store, extra, None, 50.0, **T.data_options(replace(cfg, use_unlabeled=False)))
     assert torch.equal(d.images, d.train.depth[d.labeled])
-    d = T.load_data(cfg, store, None, extra, 50.0)
+    d = load_data(store, None, extra, 50.0, **T.data_options(cfg))
     assert (len(d.train), len(d.val)) == (40, 12)
     # Poses: joints relative to the root, the root relative to the crop centre, in 50 mm units.
     t = d.train
@@ -178,10 +143,10 @@ def test_label_fraction_and_image_pools(store: Path, tmp_path: Path) -> None:
     assert t.pose.view(len(t), -1, 3)[:, 0].abs().max() == 0  # ICVL's root is joint 0
 
 
-def test_mismatched_stores_are_refused(store: Path, tmp_path: Path) -> None:
-    other = write_toy_store(tmp_path / "big.h5", 4, crop_px=64)
+def test_mismatched_stores_are_refused(store: Path, tmp_path: Path, toy_store) -> None:
+    other = toy_store(tmp_path / "big.h5", 4, crop_px=64)
     with pytest.raises(ValueError, match="64 px crops"):
-        T.load_data(T.train_config("tiny"), store, other, None, 50.0)
+        load_data(store, other, None, 50.0, **T.data_options(T.train_config("tiny")))
 
 
 @pytest.mark.parametrize(

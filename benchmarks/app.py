@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from crossingnets.explorer.explore import estimate_pose
-from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, OFFLINE_ENV
+from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, OFFLINE_ENV, TORCH_THREADS
 from crossingnets.explorer.views import (
     Explorer,
     latent_from_sliders,
@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50, help="per client")
     parser.add_argument("--repeats", type=int, default=100, help="server-side calls per measurement")
     args = parser.parse_args()
+    torch.set_num_threads(TORCH_THREADS)  # as the app server does
     result: dict[str, object] = {
         "checkpoint": str(args.checkpoint),
         "torch_threads": torch.get_num_threads(),

@@ -18,6 +18,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_CHECKPOINT = REPO_ROOT / "checkpoints" / "tiny-dev"
 MAX_UPLOAD = "64mb"  # Gradio's own guard; the explorer rejects files above 16 MB with its message
 CONCURRENCY = 4  # requests run at once per event; torch inference is thread-safe in eval mode
+# One torch thread per request: requests run in parallel on the cores, and intra-op threads would
+# contend with them (benchmarks/infer.py measured 2-thread batch-1 inference 27x slower under load).
+TORCH_THREADS = 1
 OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
@@ -42,10 +45,12 @@ def launch_options(host: str, port: int | None, share: bool = False) -> dict[str
 def create_app(checkpoint: str | os.PathLike):
     """Load `checkpoint` and build the explorer's Blocks (queued), without launching it."""
     offline()
+    import torch
     from crossingnets_app.ui import EXAMPLES_DIR, build_demo
 
     from crossingnets.explorer.views import Explorer
 
+    torch.set_num_threads(TORCH_THREADS)
     demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR))
     return demo.queue(default_concurrency_limit=CONCURRENCY)
 

@@ -75,6 +75,7 @@ BAD_INPUTS = {
     ),
     "8bit": ("gray.png", lambda p: Image.fromarray(np.full((60, 80), 9, np.uint8)).save(p), "8-bit"),
     "empty_file": ("empty.png", lambda p: p.write_bytes(b""), "empty file"),
+    "empty_array": ("none.npy", lambda p: np.save(p, np.zeros((0, 0), np.float32)), "is empty"),
     "all_zero": (
         "zeros.png",
         lambda p: Image.fromarray(np.zeros((60, 80), np.uint16)).save(p),

@@ -60,12 +60,18 @@ def screenshot(page, tab: str, tmp_path: Path) -> None:
 
 
 def test_upload_slider_walk(page, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
     # upload: an example frame -> the 3D plot (a WebGL scene with the six finger traces)
     page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "synthetic_nyu_0.png"))
     page.get_by_text("server side").wait_for()
     page.locator("[data-testid=plotly] .main-svg").first.wait_for()
     scene = "() => { const e = document.querySelector('.js-plotly-plot'); return [e.data.length, !!e._fullLayout.scene] }"
     assert page.evaluate(scene) == [6, True]
+    # one click on an example row estimates that example
+    summary = page.get_by_text("server side")
+    first = summary.text_content()
+    page.get_by_text("synthetic_nyu_1.png").click()
+    sync_api.expect(summary).not_to_have_text(first, timeout=TIMEOUT_MS)
     page.wait_for_timeout(1000)  # let WebGL draw before the screenshot
     screenshot(page, "upload", tmp_path)
 

@@ -41,7 +41,7 @@ from crossingnets.explorer.views import (
 )
 from crossingnets.hand.conventions import get_convention
 from crossingnets.inference import HandPoseEstimator
-from crossingnets.models import PRESETS, CrossingNet
+from crossingnets.models import PRESETS, CrossingNet, ScratchRegressor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
 LATENT_DIMS = 23  # the paper's z_y: 20-d code + 3-d root offset
@@ -178,6 +178,12 @@ def test_explorer_load(explorer):
 def test_explorer_needs_latent_stats(tmp_path):
     folder = CrossingNet(PRESETS["tiny"]).save_pretrained(tmp_path / "bare")
     with pytest.raises(ValueError, match="no latent statistics"):
+        Explorer.load(folder, None)
+
+
+def test_explorer_needs_a_crossing_net(tmp_path):
+    folder = ScratchRegressor(PRESETS["tiny"]).save_pretrained(tmp_path / "scratch")
+    with pytest.raises(ValueError, match="'scratch' baseline"):
         Explorer.load(folder, None)
 
 

@@ -92,5 +92,9 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"no model at {args.checkpoint}: expected a released-weights folder with config.json"
         )
-    create_app(args.checkpoint).launch(**launch_options(args.host, args.port, args.share))
+    try:
+        demo = create_app(args.checkpoint)
+    except ValueError as err:  # a model the explorer cannot show: say why, no traceback
+        raise SystemExit(str(err)) from None
+    demo.launch(**launch_options(args.host, args.port, args.share))
     return 0

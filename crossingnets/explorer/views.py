@@ -73,6 +73,10 @@ class Explorer:
 
         config = ExplorerConfig() if config is None else config
         estimator = HandPoseEstimator.from_pretrained(checkpoint)
+        if estimator.model.kind != "crossingnet":  # baselines have no generator nor smoothness head
+            raise ValueError(
+                f"checkpoint {checkpoint} is a {estimator.model.kind!r} baseline; the explorer needs a Crossing Net"
+            )
         stats = estimator.latent_stats
         if stats is None:
             raise ValueError(

@@ -207,6 +207,11 @@ def test_latent_view_and_sliders(explorer):
     assert latent_view(explorer, moved).sigmas[0] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="finite"):
         latent_view(explorer, np.full(LATENT_DIMS, np.nan))
+    far = latent_view(
+        explorer, explorer.axes.mean + 50 * explorer.axes.sigma[0] * explorer.axes.components[0]
+    )
+    assert far.sigmas[0] == 3.0
+    assert np.all((explorer.axes.low - 1e-4 <= far.raw) & (far.raw <= explorer.axes.high + 1e-4))
 
 
 @pytest.mark.parametrize("mode", WALK_MODES)

@@ -19,6 +19,7 @@ from PIL import Image
 from crossingnets.data.preprocess import CropConfig
 from crossingnets.explorer.examples import example_camera
 from crossingnets.explorer.explore import (
+    SLIDER_SIGMAS,
     ExplorerConfig,
     LatentAxes,
     describe_directions,
@@ -170,13 +171,18 @@ class LatentView:
 
 
 def latent_view(ex: Explorer, z: np.ndarray) -> LatentView:
-    """One latent point -> both projections (pose and depth) and every slider's value."""
+    """One latent point -> both projections (pose and depth) and every slider's value.
+
+    Slider values are clipped to the sliders' ranges (a point beyond them, e.g. an unusual
+    upload's latent, shows at the ends); the figures show the point itself.
+    """
     z = np.asarray(z, np.float64).reshape(ex.axes.latent_dims)
     if not np.isfinite(z).all():
         raise ValueError("latent values must be finite numbers")
     figure, depth = latent_views(ex.estimator, z, ex.convention, ex.crop)
-    sigmas = ex.axes.to_sigmas(z)[: len(ex.labels)]
-    return LatentView(z, np.round(sigmas, 3).tolist(), np.round(z, 4).tolist(), figure, depth)
+    sigmas = np.clip(ex.axes.to_sigmas(z)[: len(ex.labels)], -SLIDER_SIGMAS, SLIDER_SIGMAS)
+    raw = np.clip(z, ex.axes.low, ex.axes.high)
+    return LatentView(z, np.round(sigmas, 3).tolist(), np.round(raw, 4).tolist(), figure, depth)
 
 
 def latent_from_sliders(ex: Explorer, z: np.ndarray, sigmas: list[float]) -> np.ndarray:

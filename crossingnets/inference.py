@@ -166,7 +166,7 @@ def predict_file(
     estimator: HandPoseEstimator, path: str | os.PathLike, cam: Intrinsics, center: Any = None
 ) -> dict:
     """Read one depth image and return its prediction as JSON-ready lists."""
-    from crossingnets.explorer.depth_io import load_depth
+    from crossingnets.data.depth_file import load_depth
 
     out = estimator.predict(load_depth(path), cam, None if center is None else np.asarray(center))
     return {

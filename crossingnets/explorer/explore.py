@@ -24,9 +24,9 @@ from PIL import Image
 
 from crossingnets.camera import Intrinsics, uvd_to_xyz
 from crossingnets.checkpoint import LatentStats
+from crossingnets.data.depth_file import DEFAULT_LIMITS, UploadLimits, camera_for, load_depth
 from crossingnets.data.preprocess import BACKGROUND, CropConfig, NoHandError, preprocess, uvd_to_crop
 from crossingnets.draw import depth_to_gray, draw_skeleton
-from crossingnets.explorer.depth_io import DEFAULT_LIMITS, UploadLimits, camera_for, load_depth
 from crossingnets.explorer.figures import Figure, skeleton_figure, smoothness_figure, walk_figure
 from crossingnets.files import atomic_output
 from crossingnets.hand.conventions import FINGERS, Convention

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from crossingnets.camera import CAMERAS
-from crossingnets.explorer.depth_io import DepthImageError, UploadLimits, camera_for, load_depth
+from crossingnets.data.depth_file import DepthImageError, UploadLimits, camera_for, load_depth
 from crossingnets.explorer.examples import encode_msra_bin, encode_nyu_rgb
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"

@@ -1,4 +1,4 @@
-"""Uploaded depth frames -> (H, W) float32 depth in mm, with size limits and clear errors.
+"""Depth image files (uploads, `predict`) -> (H, W) float32 depth in mm, with size limits and clear errors.
 
 Accepted: a 16-bit single-channel PNG of depth in mm (ICVL, most sensors), NYU's RGB-encoded PNG
 (depth mm = G * 256 + B, R = 0), an MSRA `*_depth.bin`, or a 2-D `.npy` array of depth in mm.

@@ -1,7 +1,7 @@
 """`crossingnets app`: load a checkpoint and serve the latent-space explorer (Gradio), offline.
 
 Usage:
-    crossingnets app [--checkpoint checkpoints/tiny-dev] [--host 127.0.0.1] [--port 7860] [--share]
+    crossingnets app [--checkpoint checkpoints/cn-nyu-synth] [--host 127.0.0.1] [--port 7860] [--share]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_CHECKPOINT = REPO_ROOT / "checkpoints" / "tiny-dev"
+BUNDLED_CHECKPOINT = REPO_ROOT / "checkpoints" / "cn-nyu-synth"
 MAX_UPLOAD = "64mb"  # Gradio's own guard; the explorer rejects files above 16 MB with its message
 CONCURRENCY = 4  # requests run at once per event; torch inference is thread-safe in eval mode
 # One torch thread per request: requests run in parallel on the cores, and intra-op threads would

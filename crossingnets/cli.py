@@ -30,7 +30,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crossingnets", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="crossingnets", description="Crossing Nets: 3D hand pose from a single depth image."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = next((a for a in argv if a in SUBCOMMANDS), None)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from crossingnets.camera import CAMERAS, uvd_to_xyz
+from crossingnets.files import read_uvd_text
 from crossingnets.hand.conventions import ICVL, NYU, Convention
 from crossingnets.hand.ik import IKConfig, fit_ik
 from crossingnets.hand.kinematics import DEFAULT_LINKS_MM, DEFAULT_PALM_MM
@@ -60,12 +61,8 @@ def load_joints_xyz_mm(path: Path, convention: Convention, limit: int | None) ->
     """(B, J, 3) camera mm from a community label file of `u v d` per joint, one frame a line."""
     if not path.is_file():
         raise FileNotFoundError(f"label file {path} not found (pass --data or set CROSSINGNETS_SHARED_DATA)")
-    uvd = np.loadtxt(path, max_rows=limit, ndmin=2)
-    if uvd.shape[1] != 3 * convention.num_joints:
-        raise ValueError(
-            f"{path}: {uvd.shape[1]} values a line; expected {3 * convention.num_joints} (u v d per joint)"
-        )
-    return uvd_to_xyz(uvd.reshape(len(uvd), convention.num_joints, 3), CAMERAS[convention.name])
+    uvd = read_uvd_text(path, convention.num_joints).joints_uvd[:limit]
+    return uvd_to_xyz(uvd, CAMERAS[convention.name])
 
 
 def fit_dataset(

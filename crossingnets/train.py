@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import update_bn
 from tqdm import tqdm
 
 from crossingnets import losses as L
@@ -70,7 +71,8 @@ class TrainConfig:
     epochs_vae: int = 100  # pose VAE epochs over the labeled poses
     epochs_gan: int = 20  # depth GAN epochs over all depth images
     epochs_joint: int = 20  # joint epochs over all depth images
-    epochs_supervised: int = 20  # baselines: epochs over the labeled frames
+    epochs_supervised: int = 20  # baselines: epochs of len(train) frames (few labels repeat), so
+    # every label fraction trains the same number of steps
     warmup_steps: int = 500  # joint stage: first steps fit only Ali and the posterior/smoothness heads
     label_fraction: float = 1.0  # fraction of training frames whose pose labels are kept (seeded)
     val_fraction: float = 0.1  # frames held out for the validation error when no val store is given
@@ -87,6 +89,7 @@ class TrainConfig:
     use_unlabeled: bool = True  # ablation --no-unlabeled: the GAN's real side sees labeled frames only
     bf16: bool = False  # bfloat16 autocast of forward passes (losses in float32)
     channels_last: bool = False  # channels_last memory format for the convolutions
+    bn_frames: int = 1024  # real crops that re-estimate batch-norm statistics after each epoch
     seed: int = 0  # seeds the init, the label subset, the validation split, batches and noise
     save_every: int = 200  # optimisation steps between mid-epoch checkpoints
 
@@ -256,7 +259,9 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------
     def steps_per_epoch(self, stage: str) -> int:
-        n = len(self.data.images) if stage in ("gan", "joint") else len(self.data.labeled)
+        n = {"vae": len(self.data.labeled), "supervised": len(self.data.train)}.get(
+            stage, len(self.data.images)
+        )
         return max(1, n // (self.cfg.batch_size * self.ddp.world))
 
     def run(self, max_steps: int | None = None) -> dict[str, Any]:
@@ -325,6 +330,8 @@ class Trainer:
             **{f"loss_{k}": v / n for k, v in self.sums.items()},
             "samples_per_s": steps_per_s * self.cfg.batch_size * self.ddp.world,
         }
+        if stage != "vae":
+            self._recompute_batch_norm()
         self._sync_buffers()
         if self.ddp.main and self.data.val is not None:
             self.last_val = validate(self.model, self.data.val, self.memory_format)
@@ -342,6 +349,17 @@ class Trainer:
                 " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()),
             )
         self.save()
+
+    def _recompute_batch_norm(self) -> None:
+        """Precise batch norm (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm"): the running
+        statistics average batches seen under earlier weights; after a joint epoch they had drifted
+        far enough to raise the eval-mode error from 44 to 75 mm (measured). So at each epoch's end
+        they are re-estimated with the final weights on `bn_frames` evenly spaced real crops."""
+        images = self.data.images
+        idx = torch.linspace(0, len(images) - 1, min(len(images), self.cfg.bn_frames)).long()
+        dev, mf, b = self.ddp.device, self.memory_format, self.cfg.batch_size
+        batches = (images[idx[s : s + b]].to(dev, memory_format=mf) for s in range(0, len(idx), b))
+        update_bn(batches, self.model.depth_reader)
 
     def _end_stage(self, stage: str) -> None:
         if self.ddp.main:

@@ -241,3 +241,40 @@ def test_generated_crops_leave_running_statistics_alone() -> None:
     assert out.mean().abs() < 1e-5  # still normalised by the batch's own statistics
     bn(torch.randn(4, 1, 8, 8) + 5.0)
     assert not torch.equal(bn[1].running_mean, before)
+
+
+def test_batch_norm_statistics_are_re_estimated_on_real_crops(store: Path, tmp_path: Path) -> None:
+    """After a discriminator epoch, the running statistics are those of the final weights on real
+    crops; the generator's are not touched (it never reads depth)."""
+    cfg = T.train_config("tiny", stage="gan", epochs_gan=1, bn_frames=16, val_fraction=0.0)
+    data = load_data(store, None, None, 50.0, **T.data_options(cfg))
+    model = CrossingNet(T.model_config("tiny", convention="icvl"))
+    trainer = T.Trainer(cfg, data, tmp_path, model, T.Dist(), {}, progress=False)
+    norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    for m in norms:
+        m.running_mean.fill_(100.0)
+    trainer._recompute_batch_norm()
+    images = data.images[torch.linspace(0, len(data.images) - 1, 16).long()]  # two equal batches of 8
+    with torch.no_grad():
+        conv_out = model.discriminator.trunk[0](images)
+    torch.testing.assert_close(model.discriminator.trunk[1].running_mean, conv_out.mean((0, 2, 3)))
+    assert all((m.running_mean < 100).all() for m in model.discriminator.modules() if m in norms)
+    assert all(
+        (m.running_mean == 100).all()
+        for m in (*model.generator.modules(), *model.align.modules())
+        if m in norms
+    )
+
+
+def test_supervised_epochs_take_the_same_steps_at_every_label_fraction(store: Path) -> None:
+    steps = []
+    for fraction in (0.1, 1.0):
+        cfg = T.train_config("tiny", model="scratch", label_fraction=fraction)
+        data = load_data(store, None, None, 50.0, **T.data_options(cfg))
+        model = T.MODELS["scratch"](T.model_config("tiny", convention="icvl"))
+        steps.append(
+            T.Trainer(cfg, data, Path("unused"), model, T.Dist(), {}, progress=False).steps_per_epoch(
+                "supervised"
+            )
+        )
+    assert steps == [4, 4]  # 32 training frames, batches of 8

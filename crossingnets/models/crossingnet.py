@@ -129,6 +129,11 @@ class LatentPoseModel(PretrainedMixin, nn.Module):
         """Initialise the pose layers from training poses (N, 3J), pose units."""
         raise NotImplementedError
 
+    @property
+    def depth_reader(self) -> nn.Module:
+        """The layers that read depth crops; its forward runs all of them (for batch-norm statistics)."""
+        return self
+
     def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """(B, L) latent -> (B, J, 3) joints relative to the crop centre, mm."""
         return self.decode_latent_units(latent) * self.config.pose_unit_mm
@@ -173,6 +178,10 @@ class CrossingNet(VAELatentModel):
     def estimate_latent(self, depth: torch.Tensor) -> torch.Tensor:
         d = self.discriminator
         return d.forward_posterior(d.forward_trunk(depth))
+
+    @property
+    def depth_reader(self) -> nn.Module:
+        return self.discriminator
 
     def render(self, latent: torch.Tensor) -> torch.Tensor:
         """(B, L) pose latent z_y -> (B, 1, S, S) generated crop, Gen(Ali(z_y))."""

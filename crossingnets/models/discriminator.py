@@ -91,3 +91,8 @@ class Discriminator(nn.Module):
     def forward_smoothness(self, trunk_map: torch.Tensor) -> torch.Tensor:
         """Trunk map -> smoothness embedding f (B, L)."""
         return self.smoothness(trunk_map)
+
+    def forward(self, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 1, S, S) crop -> every head: real/fake logits (B,), latent (B, L), embedding (B, L)."""
+        h = self.forward_trunk(depth)
+        return self.forward_gan(h)[0], self.forward_posterior(h), self.forward_smoothness(h)

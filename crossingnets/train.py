@@ -68,11 +68,11 @@ class TrainConfig:
     batch_size: int = 64  # frames per step and process (authors' code: 64)
     lr: float = 3e-4  # Adam learning rate of every optimiser (authors' code)
     beta1: float = 0.5  # Adam beta1 (authors' code)
-    epochs_vae: int = 100  # pose VAE epochs over the labeled poses
-    epochs_gan: int = 20  # depth GAN epochs over all depth images
-    epochs_joint: int = 20  # joint epochs over all depth images
-    epochs_supervised: int = 20  # baselines: epochs of len(train) frames (few labels repeat), so
-    # every label fraction trains the same number of steps
+    # Epochs of every stage are len(train) / batch_size steps (see Trainer.steps_per_epoch).
+    epochs_vae: int = 100  # pose VAE epochs (labeled poses)
+    epochs_gan: int = 20  # depth GAN epochs (the image pool)
+    epochs_joint: int = 20  # joint epochs (labeled frames and the image pool)
+    epochs_supervised: int = 20  # baselines' epochs (labeled frames)
     warmup_steps: int = 500  # joint stage: first steps fit only Ali and the posterior/smoothness heads
     label_fraction: float = 1.0  # fraction of training frames whose pose labels are kept (seeded)
     val_fraction: float = 0.1  # frames held out for the validation error when no val store is given
@@ -235,7 +235,7 @@ class Trainer:
         for key in ("stage_index", "epoch", "step", "global_step"):
             setattr(self, key, int(state[key]))
         self.sums, self.last_val = dict(state["sums"]), dict(state["last_val"])
-        if self.stage_index < len(self.cfg.stages):
+        if state["optimizers"]:  # none between stages: run() starts the next one afresh
             self._make_optimizers(self.stage)
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
@@ -258,11 +258,11 @@ class Trainer:
         all_mean([b for b in self.model.buffers() if b.is_floating_point()], self.ddp.world)
 
     # -- loop ----------------------------------------------------------------------------------
-    def steps_per_epoch(self, stage: str) -> int:
-        n = {"vae": len(self.data.labeled), "supervised": len(self.data.train)}.get(
-            stage, len(self.data.images)
-        )
-        return max(1, n // (self.cfg.batch_size * self.ddp.world))
+    def steps_per_epoch(self) -> int:
+        """Every stage's epoch is len(train) frames' worth of steps, whatever it draws from (the few
+        labeled frames repeat, the image pool is sampled): equal steps at every label fraction and
+        with or without the unlabeled pool, so runs compare at equal compute."""
+        return max(1, len(self.data.train) // (self.cfg.batch_size * self.ddp.world))
 
     def run(self, max_steps: int | None = None) -> dict[str, Any]:
         """Train until done, or until `max_steps` optimisation steps in all (then checkpoint)."""
@@ -271,7 +271,7 @@ class Trainer:
             stage, epochs = self.stage, self.cfg.epochs(self.stage)
             if self.epoch == 0 and self.step == 0:
                 self.start_stage(stage)
-            steps = self.steps_per_epoch(stage)
+            steps = self.steps_per_epoch()
             while self.epoch < epochs:
                 t0, step0 = time.perf_counter(), self.step
                 bar = tqdm(
@@ -369,7 +369,7 @@ class Trainer:
                 metadata={"train_config": asdict(self.cfg), "stages_done": list(self.cfg.stages[: self.stage_index + 1]),
                           "paths": self.paths, **self.last_val},
             )  # fmt: skip
-        self.stage_index, self.epoch, self.step = self.stage_index + 1, 0, 0
+        self.stage_index, self.epoch, self.step, self.optimizers = self.stage_index + 1, 0, 0, {}
         self.save()
 
     def summary(self, finished: bool) -> dict[str, Any]:
@@ -457,7 +457,7 @@ class Trainer:
     def _step_joint(self, g: torch.Generator) -> dict[str, torch.Tensor]:
         c, m = self.cfg, self.model
         d = m.discriminator
-        warm = self.epoch * self.steps_per_epoch("joint") + self.step < c.warmup_steps
+        warm = self.epoch * self.steps_per_epoch() + self.step < c.warmup_steps
         gan = c.use_gan and not warm
         lab = self._batch("labeled")
         x_l, b = lab["depth"], lab["depth"].shape[0]

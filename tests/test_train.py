@@ -38,7 +38,7 @@ def full_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)  # module fixtures run before conftest's per-test thread setting
     out = tmp_path_factory.mktemp("runs") / "full"
     summary = T.train(T.train_config("tiny", label_fraction=0.5), store, out, progress=False)
-    assert summary["finished"] and summary["global_step"] == 16
+    assert summary["finished"] and summary["global_step"] == 20
     return out
 
 
@@ -89,7 +89,7 @@ def test_killed_run_resumes_to_identical_weights(
     with pytest.raises(FileExistsError, match="--resume"):
         T.train(T.train_config("tiny"), store, tmp_path, progress=False)
     summary = T.resume(tmp_path, progress=False)
-    assert summary["finished"] and summary["global_step"] == 16
+    assert summary["finished"] and summary["global_step"] == 20
     ref, got = _weights(full_run), _weights(tmp_path)
     assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
     assert _metrics(tmp_path)[-1]["val_mm"] == _metrics(full_run)[-1]["val_mm"]
@@ -266,15 +266,14 @@ def test_batch_norm_statistics_are_re_estimated_on_real_crops(store: Path, tmp_p
     )
 
 
-def test_supervised_epochs_take_the_same_steps_at_every_label_fraction(store: Path) -> None:
-    steps = []
-    for fraction in (0.1, 1.0):
-        cfg = T.train_config("tiny", model="scratch", label_fraction=fraction)
-        data = load_data(store, None, None, 50.0, **T.data_options(cfg))
-        model = T.MODELS["scratch"](T.model_config("tiny", convention="icvl"))
-        steps.append(
-            T.Trainer(cfg, data, Path("unused"), model, T.Dist(), {}, progress=False).steps_per_epoch(
-                "supervised"
-            )
-        )
-    assert steps == [4, 4]  # 32 training frames, batches of 8
+def test_epochs_take_the_same_steps_at_every_label_fraction_and_pool(
+    store: Path, toy_store, tmp_path: Path
+) -> None:
+    extra = toy_store(tmp_path / "extra.h5", 24, seed=3)
+    steps = set()
+    for fraction, unlabeled in ((0.1, None), (1.0, None), (0.1, extra)):
+        cfg = T.train_config("tiny", label_fraction=fraction)
+        data = load_data(store, unlabeled, None, 50.0, **T.data_options(cfg))
+        model = CrossingNet(T.model_config("tiny", convention="icvl"))
+        steps.add(T.Trainer(cfg, data, tmp_path, model, T.Dist(), {}, progress=False).steps_per_epoch())
+    assert steps == {4}  # 32 training frames, batches of 8

@@ -202,7 +202,8 @@ class Trainer:
         self.cfg, self.data, self.out, self.model, self.ddp, self.paths = cfg, data, out, model, ddp, paths
         self.progress = progress and ddp.main
         self.stage_index = self.epoch = self.step = self.global_step = 0
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, float] = {}  # this epoch's loss sums, and the steps that reported
+        self.counts: dict[str, int] = {}  # each loss (the joint warm-up reports fewer losses)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.last_val: dict[str, float] = {}
         self.writer = _tensorboard_writer(out) if tensorboard and ddp.main else None
@@ -224,6 +225,7 @@ class Trainer:
             "step": self.step,
             "global_step": self.global_step,
             "sums": dict(self.sums),
+            "counts": dict(self.counts),
             "last_val": dict(self.last_val),
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
@@ -234,7 +236,11 @@ class Trainer:
         self.model.load_state_dict(state["model"], strict=True)
         for key in ("stage_index", "epoch", "step", "global_step"):
             setattr(self, key, int(state[key]))
-        self.sums, self.last_val = dict(state["sums"]), dict(state["last_val"])
+        self.sums, self.counts, self.last_val = (
+            dict(state["sums"]),
+            dict(state["counts"]),
+            dict(state["last_val"]),
+        )
         if state["optimizers"]:  # none between stages: run() starts the next one afresh
             self._make_optimizers(self.stage)
             for k, o in self.optimizers.items():
@@ -301,7 +307,7 @@ class Trainer:
             pca = self.model.init_from_pca(self.data.train.pose[self.data.labeled].numpy())
             log.info("%s stage: pose layers initialised from a %d-component PCA", stage, pca.n_components_)
         self._make_optimizers(stage)
-        self.sums = {}
+        self.sums, self.counts = {}, {}
 
     def _record(self, losses: dict[str, torch.Tensor], bar: tqdm) -> None:
         names = list(losses)
@@ -315,19 +321,18 @@ class Trainer:
                     f"stopping. The last checkpoint is {self.out / CHECKPOINT_FILE}; try a lower --lr or drop --bf16"
                 )
             self.sums[k] = self.sums.get(k, 0.0) + v
-        self.sums["steps"] = self.sums.get("steps", 0.0) + 1
+            self.counts[k] = self.counts.get(k, 0) + 1
         self.step += 1
         self.global_step += 1
         bar.update()
         bar.set_postfix({k: f"{v:.3g}" for k, v in zip(names, values, strict=True)}, refresh=False)
 
     def _end_epoch(self, stage: str, steps: int, steps_per_s: float) -> None:
-        n = max(self.sums.pop("steps", 1.0), 1.0)
         metrics: dict[str, Any] = {
             "stage": stage,
             "epoch": self.epoch + 1,
             "global_step": self.global_step,
-            **{f"loss_{k}": v / n for k, v in self.sums.items()},
+            **{f"loss_{k}": v / self.counts[k] for k, v in self.sums.items()},
             "samples_per_s": steps_per_s * self.cfg.batch_size * self.ddp.world,
         }
         if stage != "vae":
@@ -336,7 +341,7 @@ class Trainer:
         if self.ddp.main and self.data.val is not None:
             self.last_val = validate(self.model, self.data.val, self.memory_format)
             metrics.update(self.last_val)
-        self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
+        self.epoch, self.step, self.sums, self.counts = self.epoch + 1, 0, {}, {}
         if self.ddp.main:
             with open(self.out / METRICS_FILE, "a") as f:
                 f.write(json.dumps(metrics) + "\n")

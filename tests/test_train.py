@@ -277,3 +277,18 @@ def test_epochs_take_the_same_steps_at_every_label_fraction_and_pool(
         model = CrossingNet(T.model_config("tiny", convention="icvl"))
         steps.add(T.Trainer(cfg, data, tmp_path, model, T.Dist(), {}, progress=False).steps_per_epoch())
     assert steps == {4}  # 32 training frames, batches of 8
+
+
+def test_epoch_losses_average_over_the_steps_that_report_them(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The joint warm-up has no GAN terms: they must not be averaged as zeros over its steps."""
+
+    def fake_step(self: T.Trainer, g: torch.Generator) -> dict[str, torch.Tensor]:
+        gan = {"d_gan": torch.tensor(3.0)} if self.step >= 2 else {}
+        return {"pos": torch.tensor(float(self.step)), **gan}
+
+    monkeypatch.setattr(T.Trainer, "_step_joint", fake_step)
+    T.train(T.train_config("tiny", stage="joint", epochs_joint=1), store, tmp_path, progress=False)
+    [line] = _metrics(tmp_path)
+    assert (line["loss_pos"], line["loss_d_gan"]) == (1.5, 3.0)  # steps 0..3; steps 2, 3

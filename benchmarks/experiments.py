@@ -3,7 +3,9 @@
 Runs (each a `crossingnets train` run folder under --out, skipped when its result exists, so an
 interrupted suite resumes where it stopped):
 - Crossing Nets at label fractions 1 %, 2 %, 10 %, 100 % (with the unlabeled pool);
-- the supervised-only baseline ("from scratch") and the DeepPrior-style baseline, same fractions;
+- the supervised-only baseline ("from scratch") and the DeepPrior-style baseline, same fractions,
+  trained for as many L_pos steps as the Crossing Net's joint stage (equal steps), and again for
+  five times as many (`-long`: closer to convergence, at a fifth of the joint stage's step cost);
 - ablations at 2 % and 100 %: without L_smo, without L_gan, without unlabeled images.
 Each run is evaluated on the synthetic test set and on NYU's real poses rendered
 (`benchmarks/synth.py` builds both), with the community metric; wall times are recorded.
@@ -36,6 +38,7 @@ FRACTIONS = (0.01, 0.02, 0.1, 1.0)
 ABLATION_FRACTIONS = (0.02, 1.0)
 TEST_SETS = ("test", "nyu_poses")  # stores under --bench
 SUCCESS_AT_MM = (20, 40)
+LONG_BASELINE_SCALE = 5
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,16 @@ class Run:
     label_fraction: float
     flags: dict = field(default_factory=dict)  # TrainConfig ablation fields
     unlabeled_pool: bool = True  # Crossing Nets only: add bench/unlabeled.h5
+    steps_scale: int = 1  # baselines: supervised epochs = steps_scale x the budget's joint epochs
 
 
 def all_runs() -> list[Run]:
     runs = [Run(f"cn-{p:g}", "crossingnet", p) for p in FRACTIONS]
     runs += [
-        Run(f"{m}-{p:g}", m, p, unlabeled_pool=False) for m in ("scratch", "deepprior") for p in FRACTIONS
+        Run(f"{m}{suffix}-{p:g}", m, p, unlabeled_pool=False, steps_scale=scale)
+        for suffix, scale in (("", 1), ("-long", LONG_BASELINE_SCALE))
+        for m in ("scratch", "deepprior")
+        for p in FRACTIONS
     ]
     for p in ABLATION_FRACTIONS:
         runs += [
@@ -69,7 +76,6 @@ BUDGETS = {
         "epochs_vae": 60,
         "epochs_gan": 2,
         "epochs_joint": 4,
-        "epochs_supervised": 20,
         "warmup_steps": 100,
         "channels_last": True,
     },
@@ -77,7 +83,6 @@ BUDGETS = {
         "epochs_vae": 5,
         "epochs_gan": 1,
         "epochs_joint": 1,
-        "epochs_supervised": 1,
         "warmup_steps": 10,
     },
 }
@@ -89,8 +94,14 @@ def run_one(run: Run, bench: Path, out: Path, budget: str, seed: int, device: st
     result_file = folder / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
+    epochs = BUDGETS[budget]
     cfg = TrainConfig(
-        model=run.model, label_fraction=run.label_fraction, seed=seed, **BUDGETS[budget], **run.flags
+        model=run.model,
+        label_fraction=run.label_fraction,
+        seed=seed,
+        epochs_supervised=run.steps_scale * epochs["epochs_joint"],
+        **epochs,
+        **run.flags,
     )
     unlabeled = bench / "unlabeled.h5" if run.model == "crossingnet" and run.unlabeled_pool else None
     t0 = time.perf_counter()
@@ -123,6 +134,8 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
         ("cn", "Crossing Nets"),
         ("scratch", "supervised only"),
         ("deepprior", "DeepPrior-style"),
+        ("scratch-long", f"supervised only, {LONG_BASELINE_SCALE}x steps"),
+        ("deepprior-long", f"DeepPrior-style, {LONG_BASELINE_SCALE}x steps"),
     ):
         xs, ys = [], []
         for p in FRACTIONS:
@@ -130,7 +143,8 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
             if r and test in r["tests"]:
                 xs.append(100 * p)
                 ys.append(r["tests"][test]["mean_error_mm"])
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label))
+        dash = "dash" if prefix.endswith("-long") else "solid"
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label, line={"dash": dash}))
     fig.update_layout(
         title=f"Mean joint error vs labelled fraction ({test})",
         xaxis={"title": "labelled training frames (%)", "type": "log"},
@@ -192,8 +206,8 @@ def markdown_table(results: dict[str, dict]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bench", type=Path, required=True, help="folder built by benchmarks/synth.py")
-    p.add_argument("--out", type=Path, required=True, help="folder of the run folders and results")
+    p.add_argument("--bench", type=Path, help="folder built by benchmarks/synth.py")
+    p.add_argument("--out", type=Path, help="folder of the run folders and results")
     p.add_argument("--budget", choices=sorted(BUDGETS), default="full")
     p.add_argument("--only", nargs="*", default=None, help="run only these, in this order (see --list)")
     p.add_argument("--list", action="store_true", help="list the runs and exit")
@@ -204,6 +218,8 @@ def main() -> None:
     if args.list:
         print("\n".join(r.name for r in runs))
         return
+    if args.bench is None or args.out is None:
+        p.error("--bench and --out are required (except with --list)")
     if args.only:
         unknown = set(args.only) - {r.name for r in runs}
         if unknown:

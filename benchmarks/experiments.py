@@ -22,15 +22,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+from synth import SHARED_DATA
 
+from crossingnets.camera import get_camera, uvd_to_xyz
+from crossingnets.data.convert import read_centers
+from crossingnets.data.depth_file import load_depth
+from crossingnets.data.preprocess import preprocess, uvd_to_crop
+from crossingnets.draw import contact_sheet, draw_skeleton
 from crossingnets.evaluate import evaluate_uvd, ground_truth_from_store, predict_store
-from crossingnets.metrics import ErrorSummary
+from crossingnets.files import read_uvd_text
+from crossingnets.hand.conventions import NYU
+from crossingnets.inference import HandPoseEstimator
+from crossingnets.metrics import ErrorSummary, joint_errors_mm
 from crossingnets.plots import save_figure, success_rate_figure
 from crossingnets.train import TrainConfig, resume, train
 
@@ -93,7 +101,16 @@ def run_one(run: Run, bench: Path, out: Path, budget: str, seed: int, device: st
     folder = out / run.name
     result_file = folder / "result.json"
     if result_file.exists():
-        return json.loads(result_file.read_text())
+        result = json.loads(result_file.read_text())
+    else:
+        result = train_and_test(run, bench, folder, budget, seed, device)
+    if "real_nyu_frame" not in result:
+        result["real_nyu_frame"] = real_frame(folder / "model", folder / "real_nyu_frame.png")
+    result_file.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def train_and_test(run: Run, bench: Path, folder: Path, budget: str, seed: int, device: str) -> dict:
     epochs = BUDGETS[budget]
     cfg = TrainConfig(
         model=run.model,
@@ -104,23 +121,53 @@ def run_one(run: Run, bench: Path, out: Path, budget: str, seed: int, device: st
         **run.flags,
     )
     unlabeled = bench / "unlabeled.h5" if run.model == "crossingnet" and run.unlabeled_pool else None
-    t0 = time.perf_counter()
     if (folder / "checkpoint.pt").exists():
-        resume(folder, device=device, progress=False)
+        summary = resume(folder, device=device, progress=False)
     else:
-        train(cfg, bench / "train.h5", folder, unlabeled=unlabeled, device=device, progress=False)
-    wall = time.perf_counter() - t0
-    result = {"run": dataclasses.asdict(run), "budget": budget, "train_wall_s": round(wall, 1), "tests": {}}
+        summary = train(cfg, bench / "train.h5", folder, unlabeled=unlabeled, device=device, progress=False)
+    result = {
+        "run": dataclasses.asdict(run),
+        "budget": budget,
+        "train_wall_s": summary["elapsed_s"],
+        "tests": {},
+    }
     for test in TEST_SETS:
         store = bench / f"{test}.h5"
         if not store.exists():
             continue
         gt = ground_truth_from_store(store)
         pred = predict_store(folder / "model", store, batch_size=256)
-        summary = evaluate_uvd(run.name, str(store), pred, gt.joints_uvd, gt.camera).summary
-        result["tests"][test] = summary.to_dict(gt.convention.joint_names)
-    result_file.write_text(json.dumps(result, indent=1) + "\n")
+        errors = evaluate_uvd(run.name, str(store), pred, gt.joints_uvd, gt.camera).summary
+        result["tests"][test] = errors.to_dict(gt.convention.joint_names)
     return result
+
+
+def real_frame(model: Path, figure: Path | None = None) -> dict[str, float] | None:
+    """Mean joint error (mm) on the one real NYU frame (test frame 1), from the detected hand centre
+    and from the Crossing Nets authors' centre; `figure`: a PNG of the crop (detected centre) with
+    the estimate, beside the labels. None when the shared data is absent."""
+    png = SHARED_DATA / "depth_samples" / "nyu" / "depth_1_0000001.png"
+    if not png.is_file():
+        return None
+    nyu, cam = SHARED_DATA / "nyu", get_camera("nyu")
+    estimator = HandPoseEstimator.from_pretrained(model)
+    truth_uvd = read_uvd_text(nyu / "nyu_test_groundtruth_label.txt", NYU.num_joints).joints_uvd[0]
+    truth = uvd_to_xyz(truth_uvd, cam)
+    depth = load_depth(png)
+    authors = read_centers(nyu / "crossingnet_centers" / "center_uvd_test.mat")[0]
+    out = {}
+    for name, centre in (("detected", None), ("authors", authors)):
+        pred = estimator.predict(depth, cam, centre)
+        out[f"{name}_centre_mm"] = float(joint_errors_mm(pred["joints_xyz"][None], truth[None]).mean())
+    if figure is not None:
+        crop = preprocess(depth, cam, estimator.crop)
+        pred = estimator.predict_crops(crop.depth[None], crop.com_uvd[None], cam)["joints_uvd"][0]
+        images = [
+            draw_skeleton(crop.depth, uvd_to_crop(uvd, crop.com_uvd, cam, estimator.crop), NYU, scale=4)
+            for uvd in (pred, truth_uvd)
+        ]
+        contact_sheet(images, columns=2).save(figure)
+    return out
 
 
 def success_at(result: dict, test: str, mm: int) -> float:
@@ -184,9 +231,9 @@ def markdown_table(results: dict[str, dict]) -> str:
         + " | ".join(
             f"{t} mean (mm) | {t} <= {SUCCESS_AT_MM[0]} | {t} <= {SUCCESS_AT_MM[1]}" for t in TEST_SETS
         )
-        + " | train wall (s) |"
+        + " | real NYU frame (mm) | train wall (s) |"
     )
-    lines = [head, "|" + "---|" * (3 + 3 * len(TEST_SETS))]
+    lines = [head, "|" + "---|" * (4 + 3 * len(TEST_SETS))]
     for name, r in results.items():
         cells = []
         for t in TEST_SETS:
@@ -196,6 +243,8 @@ def markdown_table(results: dict[str, dict]) -> str:
                 ]
             else:
                 cells += ["-"] * 3
+        real = r.get("real_nyu_frame")
+        cells.append("-" if real is None else f"{real['detected_centre_mm']:.1f}")
         lines.append(
             f"| {name} | {100 * r['run']['label_fraction']:g} % | "
             + " | ".join(cells)

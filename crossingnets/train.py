@@ -207,6 +207,7 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.last_val: dict[str, float] = {}
         self.writer = _tensorboard_writer(out) if tensorboard and ddp.main else None
+        self.elapsed_before, self.started = 0.0, time.perf_counter()  # wall time over resumes
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model.to(ddp.device, memory_format=self.memory_format)
 
@@ -230,22 +231,23 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "rng_cpu": torch.get_rng_state(),
+            "elapsed_s": self.elapsed_s,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"], strict=True)
         for key in ("stage_index", "epoch", "step", "global_step"):
             setattr(self, key, int(state[key]))
-        self.sums, self.counts, self.last_val = (
-            dict(state["sums"]),
-            dict(state["counts"]),
-            dict(state["last_val"]),
-        )
+        self.sums, self.last_val = dict(state["sums"]), dict(state["last_val"])
+        # Checkpoints of 0.1.0 kept no loss counts (every loss counted every step) nor wall time.
+        self.counts = dict(state.get("counts", {k: self.step for k in self.sums if k != "steps"}))
+        self.sums.pop("steps", None)
         if state["optimizers"]:  # none between stages: run() starts the next one afresh
             self._make_optimizers(self.stage)
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
         torch.set_rng_state(state["rng_cpu"])
+        self.elapsed_before, self.started = float(state.get("elapsed_s", 0.0)), time.perf_counter()
 
     def save(self) -> None:
         self._sync_buffers()
@@ -334,6 +336,7 @@ class Trainer:
             "global_step": self.global_step,
             **{f"loss_{k}": v / self.counts[k] for k, v in self.sums.items()},
             "samples_per_s": steps_per_s * self.cfg.batch_size * self.ddp.world,
+            "elapsed_s": self.elapsed_s,
         }
         if stage != "vae":
             self._recompute_batch_norm()
@@ -377,8 +380,18 @@ class Trainer:
         self.stage_index, self.epoch, self.step, self.optimizers = self.stage_index + 1, 0, 0, {}
         self.save()
 
+    @property
+    def elapsed_s(self) -> float:
+        """Wall time of the run so far, summed over the processes that resumed it."""
+        return self.elapsed_before + time.perf_counter() - self.started
+
     def summary(self, finished: bool) -> dict[str, Any]:
-        return {"finished": finished, "global_step": self.global_step, **self.last_val}
+        return {
+            "finished": finished,
+            "global_step": self.global_step,
+            "elapsed_s": round(self.elapsed_s, 1),
+            **self.last_val,
+        }
 
     # -- steps ---------------------------------------------------------------------------------
     def train_step(self, stage: str) -> dict[str, torch.Tensor]:

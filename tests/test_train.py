@@ -85,11 +85,13 @@ def test_killed_run_resumes_to_identical_weights(
     with pytest.raises(KeyboardInterrupt):
         T.train(T.train_config("tiny", label_fraction=0.5), store, tmp_path, progress=False)
     monkeypatch.setattr(T.Trainer, "train_step", original)
-    assert load_training_state(tmp_path / T.CHECKPOINT_FILE)["global_step"] == 12
+    killed_state = load_training_state(tmp_path / T.CHECKPOINT_FILE)
+    assert killed_state["global_step"] == 12 and killed_state["elapsed_s"] > 0
     with pytest.raises(FileExistsError, match="--resume"):
         T.train(T.train_config("tiny"), store, tmp_path, progress=False)
     summary = T.resume(tmp_path, progress=False)
     assert summary["finished"] and summary["global_step"] == 20
+    assert summary["elapsed_s"] > killed_state["elapsed_s"]  # wall time adds up over resumes
     ref, got = _weights(full_run), _weights(tmp_path)
     assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
     assert _metrics(tmp_path)[-1]["val_mm"] == _metrics(full_run)[-1]["val_mm"]

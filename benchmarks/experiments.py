@@ -157,16 +157,17 @@ def real_frame(model: Path, figure: Path | None = None) -> dict[str, float] | No
     truth = uvd_to_xyz(truth_uvd, cam)
     depth = load_depth(png)
     authors = read_centers(nyu / "crossingnet_centers" / "center_uvd_test.mat")[0]
-    out = {}
+    out, estimates = {}, {}
     for name, centre in (("detected", None), ("authors", authors)):
-        pred = estimator.predict(depth, cam, centre)
-        out[f"{name}_centre_mm"] = float(joint_errors_mm(pred["joints_xyz"][None], truth[None]).mean())
+        crop = preprocess(depth, cam, estimator.crop, centre)
+        pred = estimator.predict_crops(crop.depth[None], crop.com_uvd[None], cam)
+        estimates[name] = (crop, pred["joints_uvd"][0])
+        out[f"{name}_centre_mm"] = float(joint_errors_mm(pred["joints_xyz"], truth[None]).mean())
     if figure is not None:
-        crop = preprocess(depth, cam, estimator.crop)
-        pred = estimator.predict_crops(crop.depth[None], crop.com_uvd[None], cam)["joints_uvd"][0]
+        crop, pred_uvd = estimates["detected"]
         images = [
             draw_skeleton(crop.depth, uvd_to_crop(uvd, crop.com_uvd, cam, estimator.crop), NYU, scale=4)
-            for uvd in (pred, truth_uvd)
+            for uvd in (pred_uvd, truth_uvd)
         ]
         contact_sheet(images, columns=2).save(figure)
     return out

@@ -239,7 +239,7 @@ class Trainer:
         for key in ("stage_index", "epoch", "step", "global_step"):
             setattr(self, key, int(state[key]))
         self.sums, self.last_val = dict(state["sums"]), dict(state["last_val"])
-        # Checkpoints of 0.1.0 kept no loss counts (every loss counted every step) nor wall time.
+        # Checkpoints saved before loss counts and wall time were kept: every loss counted every step.
         self.counts = dict(state.get("counts", {k: self.step for k in self.sums if k != "steps"}))
         self.sums.pop("steps", None)
         if state["optimizers"]:  # none between stages: run() starts the next one afresh

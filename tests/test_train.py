@@ -32,6 +32,14 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_training_state(run / T.CHECKPOINT_FILE)["model"]
 
 
+def _tiny_trainer(cfg: T.TrainConfig, store: Path, out: Path, unlabeled: Path | None = None) -> T.Trainer:
+    """A Trainer of a tiny Crossing Net on the toy store, without running it."""
+    data = load_data(store, unlabeled, None, 50.0, **T.data_options(cfg))
+    return T.Trainer(
+        cfg, data, out, CrossingNet(T.model_config("tiny", convention="icvl")), T.Dist(), {}, progress=False
+    )
+
+
 @pytest.fixture(scope="module")
 def full_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """All three stages of the tiny preset, uninterrupted."""
@@ -249,9 +257,8 @@ def test_batch_norm_statistics_are_re_estimated_on_real_crops(store: Path, tmp_p
     """After a discriminator epoch, the running statistics are those of the final weights on real
     crops; the generator's are not touched (it never reads depth)."""
     cfg = T.train_config("tiny", stage="gan", epochs_gan=1, bn_frames=16, val_fraction=0.0)
-    data = load_data(store, None, None, 50.0, **T.data_options(cfg))
-    model = CrossingNet(T.model_config("tiny", convention="icvl"))
-    trainer = T.Trainer(cfg, data, tmp_path, model, T.Dist(), {}, progress=False)
+    trainer = _tiny_trainer(cfg, store, tmp_path)
+    model, data = trainer.model, trainer.data
     norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
     for m in norms:
         m.running_mean.fill_(100.0)
@@ -275,9 +282,7 @@ def test_epochs_take_the_same_steps_at_every_label_fraction_and_pool(
     steps = set()
     for fraction, unlabeled in ((0.1, None), (1.0, None), (0.1, extra)):
         cfg = T.train_config("tiny", label_fraction=fraction)
-        data = load_data(store, unlabeled, None, 50.0, **T.data_options(cfg))
-        model = CrossingNet(T.model_config("tiny", convention="icvl"))
-        steps.add(T.Trainer(cfg, data, tmp_path, model, T.Dist(), {}, progress=False).steps_per_epoch())
+        steps.add(_tiny_trainer(cfg, store, tmp_path, unlabeled).steps_per_epoch())
     assert steps == {4}  # 32 training frames, batches of 8
 
 

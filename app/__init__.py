@@ -1,1 +1,2 @@
-"""The Gradio latent-space explorer (UI only; the logic lives in crossingnets.explorer)."""
+"""The Gradio latent-space explorer: the UI (ui.py) and its launch (launch.py), nothing else;
+every computation lives in crossingnets.explorer."""

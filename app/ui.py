@@ -1,8 +1,8 @@
-"""The latent-space explorer's Gradio UI: three tabs wired to `crossingnets.explorer.views`.
+"""The latent-space explorer's Gradio UI: three tabs, each wired to its module of `crossingnets.explorer`.
 
 UI only: every computation is a function of `crossingnets.explorer`. Building the UI needs a
 loaded `Explorer` (the caller loads it); importing this module loads no weights and starts no
-server. `crossingnets app` (crossingnets/explorer/launch.py) loads, builds and launches.
+server. `crossingnets app` (launch.py beside this file) loads, builds and launches.
 """
 
 from __future__ import annotations
@@ -21,20 +21,11 @@ from PIL import Image
 
 from crossingnets.camera import CAMERAS
 from crossingnets.explorer.examples import example_camera
-from crossingnets.explorer.explore import SLIDER_SIGMAS
 from crossingnets.explorer.figures import Figure
-from crossingnets.explorer.views import (
-    CAMERA_CHOICES,
-    WALK_MODES,
-    Explorer,
-    latent_from_sliders,
-    latent_view,
-    mesh_view,
-    random_latent,
-    upload_view,
-    walk_latents,
-    walk_view,
-)
+from crossingnets.explorer.latent import SLIDER_SIGMAS, latent_from_sliders, latent_view, random_latent
+from crossingnets.explorer.space import Explorer
+from crossingnets.explorer.upload import CAMERA_CHOICES, mesh_view, upload_view
+from crossingnets.explorer.walk import WALK_MODES, walk_latents, walk_view
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -129,7 +120,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     if path is None:
                         raise ValueError("upload a depth image first")
                     view = upload_view(ex, path, cam, (fx_, fy_, cx_, cy_), (u, v, d), fresh_dir())
-                    state = {"latent": view.latent.tolist(), "joints_xyz": view.joints_xyz.tolist()}
+                    state = {"latent": view.latent.tolist(), "joints_xyz": view.joints_xyz_mm.tolist()}
                     return (
                         png(view.overlay),
                         png(view.generated),

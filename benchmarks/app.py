@@ -32,18 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crossingnets.explorer.explore import estimate_pose
-from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, OFFLINE_ENV, TORCH_THREADS
-from crossingnets.explorer.views import (
-    Explorer,
-    latent_from_sliders,
-    latent_view,
-    upload_view,
-    walk_latents,
-    walk_view,
-)
+from crossingnets.explorer.latent import latent_from_sliders, latent_view
+from crossingnets.explorer.space import Explorer
+from crossingnets.explorer.upload import estimate_pose, upload_view
+from crossingnets.explorer.walk import walk_latents, walk_view
+from crossingnets_app.launch import OFFLINE_ENV, TORCH_THREADS, bundled_checkpoint, offline
 
-os.environ.update(OFFLINE_ENV)
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
 UPLOAD = EXAMPLES / "synthetic_nyu_0.png"
 NYU_ARGS = ("nyu", 588.03, 587.07, 320.0, 240.0, 0, 0, 0)  # camera preset, custom fx fy cx cy, centre
@@ -178,13 +172,17 @@ def app_process(checkpoint: Path, startup_s: float = 300.0) -> Iterator[str]:
             proc.wait()
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=BUNDLED_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=bundled_checkpoint())
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=50, help="per client")
     parser.add_argument("--repeats", type=int, default=100, help="server-side calls per measurement")
-    args = parser.parse_args()
+    return parser
+
+
+def main(args: argparse.Namespace) -> dict[str, object]:
+    offline()  # before gradio_client (and huggingface_hub) are imported
     torch.set_num_threads(TORCH_THREADS)  # as the app server does
     result: dict[str, object] = {
         "checkpoint": str(args.checkpoint),
@@ -197,7 +195,8 @@ def main() -> None:
     for key, value in result.items():
         print(f"{key:>24}: {value}")
     print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    main(get_args_parser().parse_args())

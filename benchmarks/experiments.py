@@ -27,15 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
-from synth import SHARED_DATA
 
 from crossingnets.camera import get_camera, uvd_to_xyz
 from crossingnets.data.convert import read_centers
-from crossingnets.data.depth_file import load_depth
-from crossingnets.data.preprocess import preprocess, uvd_to_crop
+from crossingnets.data.preprocess import uvd_to_crop
 from crossingnets.draw import contact_sheet, draw_skeleton
 from crossingnets.evaluate import evaluate_uvd, ground_truth_from_store, predict_store
-from crossingnets.files import read_uvd_text
+from crossingnets.files import read_uvd_text, shared_data_dir
 from crossingnets.hand.conventions import NYU
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.metrics import ErrorSummary, joint_errors_mm
@@ -148,26 +146,25 @@ def real_frame(model: Path, figure: Path | None = None) -> dict[str, float] | No
     """Mean joint error (mm) on the one real NYU frame (test frame 1), from the detected hand centre
     and from the Crossing Nets authors' centre; `figure`: a PNG of the crop (detected centre) with
     the estimate, beside the labels. None when the shared data is absent."""
-    png = SHARED_DATA / "depth_samples" / "nyu" / "depth_1_0000001.png"
+    shared = shared_data_dir()
+    png = shared / "depth_samples" / "nyu" / "depth_1_0000001.png"
     if not png.is_file():
         return None
-    nyu, cam = SHARED_DATA / "nyu", get_camera("nyu")
+    nyu, cam = shared / "nyu", get_camera("nyu")
     estimator = HandPoseEstimator.from_pretrained(model)
     truth_uvd = read_uvd_text(nyu / "nyu_test_groundtruth_label.txt", NYU.num_joints).joints_uvd[0]
     truth = uvd_to_xyz(truth_uvd, cam)
-    depth = load_depth(png)
     authors = read_centers(nyu / "crossingnet_centers" / "center_uvd_test.mat")[0]
     out, estimates = {}, {}
     for name, centre in (("detected", None), ("authors", authors)):
-        crop = preprocess(depth, cam, estimator.crop, centre)
-        pred = estimator.predict_crops(crop.depth[None], crop.com_uvd[None], cam)
-        estimates[name] = (crop, pred["joints_uvd"][0])
-        out[f"{name}_centre_mm"] = float(joint_errors_mm(pred["joints_xyz"], truth[None]).mean())
+        pred = estimator.predict_file(png, "nyu", center=centre)
+        estimates[name] = pred
+        out[f"{name}_centre_mm"] = float(joint_errors_mm(pred.joints_xyz_mm[None], truth[None]).mean())
     if figure is not None:
-        crop, pred_uvd = estimates["detected"]
+        pred = estimates["detected"]
         images = [
-            draw_skeleton(crop.depth, uvd_to_crop(uvd, crop.com_uvd, cam, estimator.crop), NYU, scale=4)
-            for uvd in (pred_uvd, truth_uvd)
+            draw_skeleton(pred.crop, uvd_to_crop(uvd, pred.center_uvd, cam, estimator.crop), NYU, scale=4)
+            for uvd in (pred.joints_uvd, truth_uvd)
         ]
         contact_sheet(images, columns=2).save(figure)
     return out
@@ -255,7 +252,7 @@ def markdown_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bench", type=Path, help="folder built by benchmarks/synth.py")
     p.add_argument("--out", type=Path, help="folder of the run folders and results")
@@ -264,13 +261,16 @@ def main() -> None:
     p.add_argument("--list", action="store_true", help="list the runs and exit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda")
-    args = p.parse_args()
+    return p
+
+
+def main(args: argparse.Namespace) -> dict:
     runs = all_runs()
     if args.list:
         print("\n".join(r.name for r in runs))
-        return
+        return {}
     if args.bench is None or args.out is None:
-        p.error("--bench and --out are required (except with --list)")
+        raise SystemExit("--bench and --out are required (except with --list)")
     if args.only:
         unknown = set(args.only) - {r.name for r in runs}
         if unknown:
@@ -281,10 +281,10 @@ def main() -> None:
     results = {r.name: run_one(r, args.bench, args.out, args.budget, args.seed, args.device) for r in runs}
     report(results, args.out)
     print(markdown_table(results))
-    print(
-        json.dumps({k: {t: v["tests"][t]["mean_error_mm"] for t in v["tests"]} for k, v in results.items()})
-    )
+    summary = {k: {t: v["tests"][t]["mean_error_mm"] for t in v["tests"]} for k, v in results.items()}
+    print(json.dumps(summary))
+    return summary
 
 
 if __name__ == "__main__":
-    main()
+    main(get_args_parser().parse_args())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from crossingnets.camera import CAMERAS, uvd_to_xyz
-from crossingnets.files import read_uvd_text
+from crossingnets.files import SHARED_DATA_ENV, read_uvd_text, shared_data_dir
 from crossingnets.hand.conventions import ICVL, NYU, Convention
 from crossingnets.hand.ik import IKConfig, fit_ik
 from crossingnets.hand.kinematics import DEFAULT_LINKS_MM, DEFAULT_PALM_MM
@@ -31,14 +30,11 @@ DATASETS: tuple[tuple[Convention, str, bool], ...] = (
     (NYU, "nyu/nyu_test_groundtruth_label.txt", False),
     (ICVL, "icvl/icvl_test_groundtruth_label.txt", True),
 )
-DEFAULT_DATA = Path(
-    os.environ.get("CROSSINGNETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
+    p.add_argument("--data", type=Path, default=shared_data_dir(), help="the shared data folder")
     p.add_argument(
         "--datasets",
         nargs="+",
@@ -60,7 +56,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def load_joints_xyz_mm(path: Path, convention: Convention, limit: int | None) -> np.ndarray:
     """(B, J, 3) camera mm from a community label file of `u v d` per joint, one frame a line."""
     if not path.is_file():
-        raise FileNotFoundError(f"label file {path} not found (pass --data or set CROSSINGNETS_SHARED_DATA)")
+        raise FileNotFoundError(f"label file {path} not found (pass --data or set {SHARED_DATA_ENV})")
     uvd = read_uvd_text(path, convention.num_joints).joints_uvd[:limit]
     return uvd_to_xyz(uvd, CAMERAS[convention.name])
 

@@ -67,12 +67,15 @@ def runs(
     }
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="released model folder (default: random paper-size weights)")
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    args = p.parse_args()
+    return p
+
+
+def main(args: argparse.Namespace) -> dict:
     if args.checkpoint:
         est = HandPoseEstimator.from_pretrained(args.checkpoint)
     else:
@@ -92,8 +95,10 @@ def main() -> None:
             for name, fn in runs(est, onnx_session(onnx_path, threads), frame, x).items():
                 results[f"{name}_{threads}t"] = round(frames_per_s(fn, args.seconds), 1)
                 print(f"{name} {threads} thread(s): {results[f'{name}_{threads}t']} frames/s", flush=True)
-    print(json.dumps({"benchmark": "infer", "batch_size": 1, "frames_per_s": results}))
+    result = {"benchmark": "infer", "batch_size": 1, "frames_per_s": results}
+    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    main(get_args_parser().parse_args())

@@ -10,7 +10,7 @@ and sensor noise of the test sets never occur in training):
   fitted by the kinematic hand's IK and rendered with NYU's camera. Its ground truth is the fitted
   hand's joints (what the depth shows); the IK residual to the real labels is printed.
 
-    python benchmarks/synth.py --out bench/ [--scale 0.5]
+    python benchmarks/synth.py --out bench/ [--scale 0.5] [--data ../shared/data]
 
 Prints one JSON line: frames and wall time per store, and the IK residual.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +34,9 @@ from crossingnets.data.synthetic import (
     iter_posed_frames,
     write_frames,
 )
-from crossingnets.files import read_uvd_text
+from crossingnets.files import read_uvd_text, shared_data_dir
 from crossingnets.hand.conventions import NYU
 from crossingnets.hand.ik import fit_ik
-
-SHARED_DATA = Path(
-    os.environ.get("CROSSINGNETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
 
 
 @dataclass(frozen=True)
@@ -67,9 +62,10 @@ class BenchmarkSpec:
         return dataclasses.replace(self, real_pose_stride=stride, **scaled)
 
 
-def nyu_real_poses_store(out: Path, spec: BenchmarkSpec, overwrite: bool) -> dict:
-    """Fit NYU's test labels with IK and render the fitted hands; returns the IK residual."""
-    labels = read_uvd_text(SHARED_DATA / "nyu" / "nyu_test_groundtruth_label.txt", NYU.num_joints)
+def nyu_real_poses_store(out: Path, spec: BenchmarkSpec, data: Path, overwrite: bool) -> dict:
+    """Fit NYU's test labels (in the shared `data` folder) with IK and render the fitted hands;
+    returns the IK residual."""
+    labels = read_uvd_text(data / "nyu" / "nyu_test_groundtruth_label.txt", NYU.num_joints)
     xyz = uvd_to_xyz(labels.joints_uvd[:: spec.real_pose_stride], get_camera("nyu")).astype(np.float32)
     fit = fit_ik(xyz, NYU)
     frames = iter_posed_frames(fit.pose, fit.shape, spec.real_pose_seed, spec.generate)
@@ -84,7 +80,9 @@ def nyu_real_poses_store(out: Path, spec: BenchmarkSpec, overwrite: bool) -> dic
     }
 
 
-def build(out: Path, spec: BenchmarkSpec, overwrite: bool = False) -> dict:
+def build(out: Path, spec: BenchmarkSpec, data: Path, overwrite: bool = False) -> dict:
+    """The four stores in `out`, those that exist kept unless `overwrite`; NYU's real poses only
+    where the shared `data` folder holds its labels."""
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"generator_version": GENERATOR_VERSION, "spec": dataclasses.asdict(spec)}
     for name, n, seed in (
@@ -98,23 +96,29 @@ def build(out: Path, spec: BenchmarkSpec, overwrite: bool = False) -> dict:
             generate(path, n, seed, spec.generate, overwrite=overwrite)
         report[name] = {"frames": n, "wall_s": round(time.perf_counter() - t0, 1)}
     path = out / "nyu_poses.h5"
-    if (SHARED_DATA / "README.md").is_file() and (overwrite or not path.exists()):
+    if (data / "README.md").is_file() and (overwrite or not path.exists()):
         t0 = time.perf_counter()
-        report["nyu_poses"] = nyu_real_poses_store(path, spec, overwrite)
+        report["nyu_poses"] = nyu_real_poses_store(path, spec, data, overwrite)
         report["nyu_poses"]["wall_s"] = round(time.perf_counter() - t0, 1)
     elif not path.exists():
-        report["nyu_poses"] = f"skipped: no real labels at {SHARED_DATA}"
+        report["nyu_poses"] = f"skipped: no real labels at {data}"
     return report
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder for the benchmark's stores")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the store sizes (same seeds)")
+    p.add_argument("--data", type=Path, default=shared_data_dir(), help="the shared data folder (NYU labels)")
     p.add_argument("--overwrite", action="store_true", help="rebuild stores that exist")
-    args = p.parse_args()
-    print(json.dumps(build(args.out, BenchmarkSpec().scaled(args.scale), args.overwrite)))
+    return p
+
+
+def main(args: argparse.Namespace) -> dict:
+    report = build(args.out, BenchmarkSpec().scaled(args.scale), args.data, args.overwrite)
+    print(json.dumps(report))
+    return report
 
 
 if __name__ == "__main__":
-    main()
+    main(get_args_parser().parse_args())

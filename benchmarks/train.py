@@ -62,14 +62,17 @@ def time_stage(trainer: Trainer, stage: str, steps: int, warmup: int) -> float:
     return steps * trainer.cfg.batch_size / (time.perf_counter() - t0)
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=3, help="timed steps per stage and variant")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
-    args = p.parse_args()
+    return p
+
+
+def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,9 +89,11 @@ def main() -> None:
                 s: round(time_stage(trainer, s, args.steps, args.warmup), 1) for s in ("vae", "gan", "joint")
             }
             print(name, results[name], flush=True)
-    print(json.dumps({"benchmark": "train", "threads": args.threads, "batch_size": args.batch_size,
-                      "steps": args.steps, "samples_per_s": results}))  # fmt: skip
+    result = {"benchmark": "train", "threads": args.threads, "batch_size": args.batch_size,
+              "steps": args.steps, "samples_per_s": results}  # fmt: skip
+    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    main(get_args_parser().parse_args())

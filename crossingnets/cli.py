@@ -13,7 +13,7 @@ import logging
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("crossingnets.data.synthetic", "render synthetic depth hands into an HDF5 store"),
+    "generate": ("crossingnets.data.generate", "render synthetic depth hands into an HDF5 store"),
     "convert": (
         "crossingnets.data.convert",
         "convert a raw NYU/ICVL/MSRA dataset into an HDF5 store",
@@ -25,7 +25,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("crossingnets.train", "train a Crossing Net (three stages) or a baseline"),
     "predict": ("crossingnets.inference", "estimate the 3D pose in a depth image, printed as JSON"),
     "export-onnx": ("crossingnets.export", "export the inference network to ONNX"),
-    "app": ("crossingnets.explorer.launch", "start the Gradio latent-space explorer"),
+    # The UI lives in app/ (installed as crossingnets_app), which the library never imports:
+    # this lazy table is the one place that names it.
+    "app": ("crossingnets_app.launch", "start the Gradio latent-space explorer"),
 }
 
 

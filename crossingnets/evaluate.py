@@ -69,9 +69,10 @@ def evaluate_uvd(
 def predict_store(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size: int) -> np.ndarray:
     """Run a checkpoint over every crop of a store -> (N, J, 3) predicted full-frame uvd.
 
-    Uses the inference interface `HandPoseEstimator.from_pretrained(path).predict_crops(depth
-    (B, 1, S, S) float32, com_uvd (B, 3), cam) -> {"joints_uvd": (B, J, 3), ...}`. Crops are read
-    batch by batch (a whole NYU test store is ~0.5 GB of float32 crops).
+    A store holds frames already through `preprocess` (crops and their centres), so they enter the
+    inference path at its crop stage: `HandPoseEstimator.predict_crops(depth (B, 1, S, S) float32,
+    com_uvd (B, 3), camera) -> Prediction`, as a raw frame's crop does inside `predict`. Crops are
+    read batch by batch (a whole NYU test store is ~0.5 GB of float32 crops).
     """
     from crossingnets.data.store import read_info
     from crossingnets.inference import HandPoseEstimator
@@ -85,7 +86,7 @@ def predict_store(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_
         for start in range(0, info.num_frames, batch_size):
             batch = slice(start, start + batch_size)
             pred = estimator.predict_crops(f["depth"][batch], f["com_uvd"][batch], info.camera)
-            out.append(np.asarray(pred["joints_uvd"], dtype=np.float64))
+            out.append(pred.joints_uvd.astype(np.float64))
     pred_uvd = np.concatenate(out)
     expected = (info.num_frames, info.convention.num_joints, 3)
     if pred_uvd.shape != expected:

@@ -1,4 +1,5 @@
-"""Files: atomic writes and the community's uvd label text (one frame a line, `u v d` per joint).
+"""Files: atomic writes, the community's uvd label text (one frame a line, `u v d` per joint),
+and where the real data lies that tests and benchmarks read.
 
 Shared by the dataset readers, `convert`, `evaluate` and the plots, so that none of them depends
 on another's module for plain file handling.
@@ -14,6 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+SHARED_DATA_ENV = "CROSSINGNETS_SHARED_DATA"
+
+
+def shared_data_dir() -> Path:
+    """The real test labels and published predictions, which no checkout holds (read at call time):
+    $CROSSINGNETS_SHARED_DATA, else `shared/data` beside the source checkout (`../shared/data`)."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 class UvdTextError(ValueError):

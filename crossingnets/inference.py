@@ -1,9 +1,12 @@
 """Pose estimation with released weights, and the `crossingnets predict` command.
 
-`HandPoseEstimator.from_pretrained(path).predict(depth_mm, intrinsics)` runs the shared
-preprocessing (hand centre, metric-cube crop) and the network's inference path (trunk ->
-posterior head -> VAE decoder), and returns joints in camera-frame mm and in uvd. The app's
-latent-space tools (`decode_latent`, `generate_depth`, `smoothness_distance`) live here too.
+One path from a depth frame to joints, which the CLI, the explorer, `evaluate --checkpoint` and
+the benchmarks all take, each entering where its data starts:
+`HandPoseEstimator.predict_file` (a depth file: read, camera, given centre) -> `predict` (raw
+frames in mm: hand centre, metric-cube crop, `crossingnets.data.preprocess`) -> `predict_crops`
+(crops as stores hold them: trunk -> posterior head -> VAE decoder). Each returns a `Prediction`:
+joints in camera-frame mm and in uvd, the crop, its centre, the latent. The app's latent-space
+tools (`decode_latent`, `generate_depth`, `smoothness_distance`) live here too.
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from crossingnets.camera import CAMERAS, Intrinsics, get_camera, uvd_to_xyz, xyz_to_uvd
+from crossingnets.camera import CAMERAS, Intrinsics, uvd_to_xyz, xyz_to_uvd
 from crossingnets.checkpoint import WEIGHTS_FILE, LatentStats, load_latent_stats
-from crossingnets.data.preprocess import CropConfig, preprocess
+from crossingnets.data.depth_file import DEFAULT_LIMITS, UploadLimits, camera_for, load_depth, parse_center
+from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.hand.conventions import Convention, get_convention
 from crossingnets.models import CrossingNet, LatentPoseModel
 
@@ -39,6 +43,29 @@ def joints_from_crop_frame(
     (B, J, 3) and full-frame uvd (B, J, 3)."""
     joints_xyz = joints_mm + uvd_to_xyz(com_uvd, cam)[:, None]
     return joints_xyz.astype(np.float32), xyz_to_uvd(joints_xyz, cam).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The estimate for one frame; for a batch every array gains a leading B axis.
+
+    Joints and centre are in the frame of `camera` (x right, y down, z forward). The crop is what
+    the network saw, so a caller draws on it (`crossingnets.data.preprocess.uvd_to_crop`) without
+    preprocessing the frame again.
+    """
+
+    joints_xyz_mm: np.ndarray  # (J, 3) float32, camera frame
+    joints_uvd: np.ndarray  # (J, 3) float32, full-frame px, px and depth mm
+    crop: np.ndarray  # (S, S) float32 network input in [-1, 1], background +1
+    center_uvd: np.ndarray  # (3,) float64 crop centre, px, px, mm
+    center_xyz_mm: np.ndarray  # (3,) float64 crop centre, camera frame
+    latent: np.ndarray  # (L,) float32 shared latent z_y
+    camera: Intrinsics  # one for the whole batch
+
+    def frame(self, i: int) -> Prediction:
+        """Frame i of a batch."""
+        arrays = (f.name for f in fields(self) if f.name != "camera")
+        return replace(self, **{name: getattr(self, name)[i] for name in arrays})
 
 
 class HandPoseEstimator:
@@ -64,7 +91,7 @@ class HandPoseEstimator:
 
     @property
     def crop(self) -> CropConfig:
-        return self.model.config.crop
+        return CropConfig(cube_mm=self.model.config.cube_mm, crop_px=self.model.config.crop_px)
 
     @property
     def convention(self) -> Convention:
@@ -75,55 +102,87 @@ class HandPoseEstimator:
 
     @torch.inference_mode()
     def predict_crops(
-        self, depth: np.ndarray | torch.Tensor, com_uvd: np.ndarray, cam: Intrinsics, batch_size: int = 256
-    ) -> dict[str, np.ndarray]:
-        """Network crops (B, 1, S, S) (or (B, S, S)) in [-1, 1] with their centres com_uvd (B, 3).
+        self,
+        crops: np.ndarray | torch.Tensor,
+        center_uvd: np.ndarray,
+        camera: Intrinsics,
+        batch_size: int = 256,
+    ) -> Prediction:
+        """Network crops (B, 1, S, S) (or (B, S, S)) in [-1, 1] with their centres (B, 3) uvd -> the
+        batch's Prediction.
 
         Runs `batch_size` crops at a time (a whole test set fits in memory as crops, not as
-        activations). Returns float32 arrays: joints_xyz (B, J, 3) camera-frame mm, joints_uvd
-        (B, J, 3), com_uvd (B, 3), latent (B, L).
+        activations).
         """
-        x = torch.as_tensor(depth, dtype=torch.float32)  # moved to the device chunk by chunk
+        x = torch.as_tensor(crops, dtype=torch.float32)  # moved to the device chunk by chunk
         if x.ndim == 3:
             x = x[:, None]
         s = self.crop.crop_px
         if x.ndim != 4 or x.shape[1:] != (1, s, s):
             raise ValueError(f"crops must have shape (B, 1, {s}, {s}), got {tuple(x.shape)}")
-        com_uvd = np.asarray(com_uvd, dtype=np.float64).reshape(-1, 3)
-        if len(com_uvd) != len(x):
-            raise ValueError(f"got {len(x)} crops but {len(com_uvd)} centres")
+        center_uvd = np.asarray(center_uvd, dtype=np.float64).reshape(-1, 3)
+        if len(center_uvd) != len(x):
+            raise ValueError(f"got {len(x)} crops but {len(center_uvd)} centres")
         chunks = [self.model(x[i : i + batch_size].to(self.device)) for i in range(0, len(x), batch_size)]
         joints_mm, latent = (torch.cat(parts).cpu().numpy() for parts in zip(*chunks, strict=True))
-        joints_xyz, joints_uvd = joints_from_crop_frame(joints_mm, com_uvd, cam)
-        return {
-            "joints_xyz": joints_xyz,
-            "joints_uvd": joints_uvd,
-            "com_uvd": com_uvd.astype(np.float32),
-            "latent": latent,
-        }
+        joints_xyz, joints_uvd = joints_from_crop_frame(joints_mm, center_uvd, camera)
+        return Prediction(
+            joints_xyz_mm=joints_xyz,
+            joints_uvd=joints_uvd,
+            crop=x[:, 0].cpu().numpy(),
+            center_uvd=center_uvd,
+            center_xyz_mm=uvd_to_xyz(center_uvd, camera),
+            latent=latent,
+            camera=camera,
+        )
 
     def predict(
-        self, depth_mm: np.ndarray, intrinsics: Intrinsics, center: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
-        """Raw depth frame(s) in mm, (H, W) or (B, H, W), 0 = missing -> the `predict_crops` dict,
-        without the batch axis for a single frame. `center` (3,) or (B, 3) uvd skips detection."""
+        self, depth_mm: np.ndarray, camera: Intrinsics, center_uvd: np.ndarray | None = None
+    ) -> Prediction:
+        """Raw depth frame(s) in mm, (H, W) or (B, H, W), 0 = missing -> their Prediction, without
+        the batch axis for a single frame. `center_uvd` (3,) or (B, 3) skips the hand detection."""
         depth_mm = np.asarray(depth_mm)
         single = depth_mm.ndim == 2
         frames = depth_mm[None] if single else depth_mm
         if frames.ndim != 3:
             raise ValueError(f"depth must be (H, W) or (B, H, W) in mm, got shape {depth_mm.shape}")
         centers = (
-            [None] * len(frames) if center is None else np.asarray(center, float).reshape(len(frames), 3)
+            [None] * len(frames)
+            if center_uvd is None
+            else np.asarray(center_uvd, float).reshape(len(frames), 3)
         )
-        crops = [preprocess(f, intrinsics, self.crop, c) for f, c in zip(frames, centers, strict=True)]
+        crops = [preprocess(f, camera, self.crop, c) for f, c in zip(frames, centers, strict=True)]
         out = self.predict_crops(
-            np.stack([c.depth for c in crops]), np.stack([c.com_uvd for c in crops]), intrinsics
+            np.stack([c.depth for c in crops]), np.stack([c.com_uvd for c in crops]), camera
         )
-        return {k: v[0] for k, v in out.items()} if single else out
+        return out.frame(0) if single else out
+
+    def predict_file(
+        self,
+        path: str | os.PathLike,
+        camera: str,
+        custom: tuple[float, float, float, float] | None = None,
+        center: tuple[float, float, float] | None = None,
+        limits: UploadLimits = DEFAULT_LIMITS,
+    ) -> Prediction:
+        """A depth file (`crossingnets.data.depth_file.load_depth`'s formats) -> its Prediction.
+
+        camera: a preset ("nyu", "icvl", "msra") matching the frame's size, or "custom" with
+        `custom` = (fx, fy, cx, cy) px; center: (u px, v px, d mm) read by `parse_center` (d <= 0:
+        from the image), None or zeros to detect. Raises DepthImageError, NoHandError or
+        ValueError, each naming what was wrong, for a message to the user.
+        """
+        depth = load_depth(path, limits)
+        cam = camera_for(camera, depth.shape, custom)
+        try:
+            return self.predict(depth, cam, parse_center(center, depth))
+        except NoHandError as err:
+            raise NoHandError(f"depth image {Path(path).name}: {err}") from None
 
     @torch.inference_mode()
     def decode_latent(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Latents (B, L) -> joints (B, J, 3) in mm relative to the crop centre."""
+        """Latents (B, L) -> joints (B, J, 3) in mm relative to the crop centre: the public decoder
+        (the model's pose units stay inside the model)."""
         return self.model.decode_latent(self._tensor(latent)).cpu().numpy()
 
     def _crossingnet(self, what: str) -> CrossingNet:
@@ -150,36 +209,46 @@ class HandPoseEstimator:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "images", nargs="+", help="depth frames: 16-bit PNG in mm, NYU RGB-encoded PNG, .npy in mm"
+        "images",
+        nargs="+",
+        help="depth frames: 16-bit PNG in mm, NYU RGB-encoded PNG, MSRA .bin, .npy in mm",
     )
     p.add_argument("--checkpoint", required=True, help="released model folder (or a run folder)")
     p.add_argument(
-        "--camera", choices=sorted(CAMERAS), help="sensor intrinsics (default: the model's convention)"
+        "--camera",
+        choices=sorted(CAMERAS),
+        help="sensor intrinsics, matching the frames' size (default: the model's convention)",
     )
     p.add_argument(
-        "--center", type=float, nargs=3, metavar=("U", "V", "D"), help="hand centre uvd (default: detect)"
+        "--center",
+        type=float,
+        nargs=3,
+        metavar=("U", "V", "D"),
+        help="hand centre uvd; D <= 0 takes the depth from the image (default: detect)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
 
 
-def predict_file(
-    estimator: HandPoseEstimator, path: str | os.PathLike, cam: Intrinsics, center: Any = None
-) -> dict:
-    """Read one depth image and return its prediction as JSON-ready lists."""
-    from crossingnets.data.depth_file import load_depth
-
-    out = estimator.predict(load_depth(path), cam, None if center is None else np.asarray(center))
+def prediction_record(image: str | os.PathLike, pred: Prediction, convention: Convention) -> dict:
+    """One frame's Prediction as `crossingnets predict` prints it: JSON-ready lists, 4 decimals."""
+    arrays = {
+        "joints_xyz": pred.joints_xyz_mm,
+        "joints_uvd": pred.joints_uvd,
+        "com_uvd": pred.center_uvd,
+        "latent": pred.latent,
+    }
     return {
-        "image": str(path),
-        "convention": estimator.convention.name,
-        "joint_names": list(estimator.convention.joint_names),
-        **{k: np.round(v.astype(float), 4).tolist() for k, v in out.items()},
+        "image": str(image),
+        "convention": convention.name,
+        "joint_names": list(convention.joint_names),
+        **{k: np.round(v.astype(float), 4).tolist() for k, v in arrays.items()},
     }
 
 
 def main(args: argparse.Namespace) -> int:
     estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device)
-    cam = get_camera(args.camera or estimator.convention.name)
+    camera = args.camera or estimator.convention.name
     for image in args.images:
-        print(json.dumps(predict_file(estimator, image, cam, args.center)))
+        pred = estimator.predict_file(image, camera, center=args.center)
+        print(json.dumps(prediction_record(image, pred, estimator.convention)))
     return 0

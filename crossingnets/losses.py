@@ -65,6 +65,24 @@ def posterior_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return _sq_sum(estimate.float() - target.float().detach())
 
 
+def joint_loss(predicted: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+    """Smooth-L1 joint error (B, J, 3), summed over xyz, averaged over joints and batch: robust to
+    the few frames whose joints leave the crop, and steady near zero where squared errors fade."""
+    err = F.smooth_l1_loss(predicted.float(), target.float(), beta=beta, reduction="none")
+    return err.sum(-1).mean()
+
+
+def weighted_l1_reconstruction_loss(
+    generated: torch.Tensor, real: torch.Tensor, fg_weight: float
+) -> torch.Tensor:
+    """L1 per pixel of crops (B, 1, S, S), hand pixels (real < 1, the background) weighted 1 + fg_weight.
+
+    Unlike the clipped square, its gradient does not vanish where render and crop disagree on hand
+    vs background, at the finger silhouettes (issue 11)."""
+    weight = 1.0 + fg_weight * (real < 1.0).float()
+    return ((generated.float() - real.float()).abs() * weight).mean()
+
+
 def pose_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared joint error (B, J, 3), pose units (the DeepPrior baseline's loss)."""
     return _sq_sum(predicted.float() - target.float())

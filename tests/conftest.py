@@ -12,20 +12,31 @@ import torch
 from crossingnets.camera import CAMERAS, xyz_to_uvd
 from crossingnets.data.preprocess import CropConfig
 from crossingnets.data.store import StoreWriter
+from crossingnets.files import SHARED_DATA_ENV, shared_data_dir
 from crossingnets.hand.conventions import get_convention
 
-# The real labels live beside the checkout (../shared/data), never inside it.
-SHARED_DATA = Path(
-    os.environ.get("CROSSINGNETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+
+def in_ci() -> bool:
+    """CI services (GitHub Actions, GitLab, ...) set CI=true."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+def require_shared_data(folder: Path | None = None) -> Path:
+    """The shared data folder (default `shared_data_dir()`), or skip the test where it is absent;
+    under CI=true its absence fails the test instead, so CI never passes by skipping the real data."""
+    folder = shared_data_dir() if folder is None else Path(folder)
+    if not (folder / "README.md").is_file():
+        message = f"real data not found at {folder} (set {SHARED_DATA_ENV})"
+        if in_ci():
+            pytest.fail(f"{message}; CI=true, so the tests that read it fail rather than skip")
+        pytest.skip(message)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Path of ../shared/data, or skip: the real data is not part of the repo."""
-    if not (SHARED_DATA / "README.md").is_file():
-        pytest.skip(f"real data not found at {SHARED_DATA} (set CROSSINGNETS_SHARED_DATA)")
-    return SHARED_DATA
+    """Path of ../shared/data (see `require_shared_data`): the real data is not part of the repo."""
+    return require_shared_data()
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import trimesh
 from PIL import Image
 
 from crossingnets.camera import CAMERAS
-from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, OFFLINE_ENV, running_app
+from crossingnets_app.launch import OFFLINE_ENV, bundled_checkpoint, running_app
 
 os.environ.update(OFFLINE_ENV)  # before gradio_client (and huggingface_hub) are imported
 from gradio_client import Client, handle_file  # noqa: E402
@@ -34,7 +34,7 @@ LATENT_OUTPUTS = 1 + 8 + 23 + 2 - 1  # state is not returned: 8 PCA + 23 raw sli
 
 @pytest.fixture(scope="module")
 def server_url():
-    with running_app(BUNDLED_CHECKPOINT) as url:
+    with running_app(bundled_checkpoint()) as url:
         yield url
 
 
@@ -153,3 +153,14 @@ def test_bad_camera_and_center(client):
     # after every bad input the app still answers
     *_, summary, _ = estimate(client, path, "custom", NYU_CAMERA)
     assert "ms** server side" in summary
+
+
+def test_a_given_center_is_used(client):
+    """A centre away from the detected one comes back as the crop centre (not the detected one)."""
+    path = EXAMPLES / "synthetic_nyu_0.png"
+    *_, files = estimate(client, path)
+    u, v, d = json.loads(Path(files[0]).read_text())["com_uvd"]
+    center = (u + 6.0, v - 4.0, d + 25.0)
+    *_, summary, files = estimate(client, path, center=center)
+    np.testing.assert_allclose(json.loads(Path(files[0]).read_text())["com_uvd"], center, atol=1e-3)
+    assert f"u={center[0]:.0f} px, v={center[1]:.0f} px, d={center[2]:.0f} mm" in summary

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, OFFLINE_ENV, running_app
+from crossingnets_app.launch import OFFLINE_ENV, bundled_checkpoint, running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,7 +40,7 @@ def page():
     sync_api = pytest.importorskip("playwright.sync_api")
     os.environ.update(OFFLINE_ENV)
     with (
-        running_app(BUNDLED_CHECKPOINT) as url,
+        running_app(bundled_checkpoint()) as url,
         sync_api.sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)

@@ -1,14 +1,17 @@
 """The model the app starts with: it loads, has what the app needs, and still estimates poses."""
 
+import json
+from pathlib import PurePosixPath, PureWindowsPath
+
 import numpy as np
 import pytest
 
 from crossingnets.camera import get_camera
 from crossingnets.data.synthetic import GenerateConfig, iter_frames
-from crossingnets.explorer.launch import BUNDLED_CHECKPOINT
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.metrics import joint_errors_mm
 from crossingnets.models import PRESETS
+from crossingnets_app.launch import bundled_checkpoint
 
 # Mean joint error measured on the benchmark's synthetic test set (checkpoints/*/README.md), with
 # room for a 48-frame sample's spread; a broken load or preprocessing change lands far above.
@@ -17,7 +20,7 @@ MAX_MEAN_ERROR_MM = 52.0  # measured 42.5 mm on the benchmark; untrained weights
 
 @pytest.fixture(scope="module")
 def estimator() -> HandPoseEstimator:
-    return HandPoseEstimator.from_pretrained(BUNDLED_CHECKPOINT)
+    return HandPoseEstimator.from_pretrained(bundled_checkpoint())
 
 
 def test_is_the_paper_network_on_the_benchmark_crops_with_latent_statistics(estimator):
@@ -37,5 +40,20 @@ def test_error_on_fresh_synthetic_hands_stays_under_the_measured_bound(estimator
     frames = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
     cam = get_camera(estimator.convention.name)
     pred = estimator.predict_crops(frames["depth"], frames["com_uvd"], cam)
-    error = joint_errors_mm(pred["joints_xyz"], frames["joints_xyz"]).mean()
+    error = joint_errors_mm(pred.joints_xyz_mm, frames["joints_xyz"]).mean()
     assert error < MAX_MEAN_ERROR_MM
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_released_config_holds_no_absolute_path():
+    """A released config.json names no folder of the machine it was trained on."""
+    config = json.loads((bundled_checkpoint() / "config.json").read_text())
+    absolute = [s for s in _strings(config) if PurePosixPath(s).is_absolute() or PureWindowsPath(s).drive]
+    assert not absolute, f"absolute paths in the released config: {absolute}"

@@ -14,12 +14,12 @@ from sklearn.decomposition import PCA
 from crossingnets.checkpoint import (
     LATENT_FILE,
     WEIGHTS_FILE,
-    LatentStats,
     load_latent_stats,
     load_training_state,
     save_training_state,
 )
 from crossingnets.models import MODELS, CrossingNet, DeepPriorRegressor, LatentPoseModel, model_config
+from crossingnets.pca import LatentStats
 
 
 def _trained_like(kind: str) -> LatentPoseModel:

@@ -10,16 +10,9 @@ import pytest
 import scipy.io
 
 from crossingnets.camera import CAMERAS, uvd_to_xyz, xyz_to_uvd
-from crossingnets.data.convert import (
-    BadFrameError,
-    RawFrame,
-    convert_frames,
-    labelled_frame,
-    open_reader,
-    read_centers,
-    skipped_path,
-)
+from crossingnets.data.convert import convert_frames, open_reader, read_centers, skipped_path
 from crossingnets.data.preprocess import CropConfig, preprocess
+from crossingnets.data.raw import BadFrameError, RawFrame, labelled_frame
 from crossingnets.data.store import load_arrays, read_info
 from crossingnets.hand.conventions import ICVL
 

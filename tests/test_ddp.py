@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from crossingnets.checkpoint import load_training_state
-from crossingnets.train import CHECKPOINT_FILE, METRICS_FILE
+from crossingnets.trainer import CHECKPOINT_FILE, METRICS_FILE
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from crossingnets.camera import CAMERAS
-from crossingnets.data.depth_file import DepthImageError, UploadLimits, camera_for, load_depth
-from crossingnets.explorer.examples import encode_msra_bin, encode_nyu_rgb
+from crossingnets.data import msra, nyu
+from crossingnets.data.depth_file import DepthImageError, UploadLimits, camera_for, load_depth, parse_center
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
 
@@ -31,7 +31,7 @@ def test_16bit_png_round_trip(tmp_path, depth_mm):
 
 def test_nyu_rgb_png_round_trip(tmp_path, depth_mm):
     path = tmp_path / "nyu.png"
-    Image.fromarray(encode_nyu_rgb(depth_mm)).save(path)
+    Image.fromarray(nyu.encode_depth(depth_mm)).save(path)
     np.testing.assert_array_equal(load_depth(path), depth_mm)
 
 
@@ -39,7 +39,7 @@ def test_msra_bin_round_trip(tmp_path):
     depth = np.zeros((240, 320), np.float32)
     depth[100:140, 150:190] = 412.5
     path = tmp_path / "000001_depth.bin"
-    path.write_bytes(encode_msra_bin(depth))
+    path.write_bytes(msra.encode_depth_bin(depth))
     np.testing.assert_array_equal(load_depth(path), depth)
 
 
@@ -132,3 +132,15 @@ def test_camera_presets_and_custom():
         camera_for("icvl", (480, 640))
     with pytest.raises(ValueError, match="unknown camera"):
         camera_for("kinect9", (480, 640))
+
+
+def test_parse_center():
+    depth = np.zeros((48, 64), np.float32)
+    depth[10:20, 30:40] = 500
+    assert parse_center(None, depth) is None and parse_center((0, 0, 0), depth) is None
+    np.testing.assert_allclose(parse_center((35, 15, 0), depth), [35, 15, 500])  # depth looked up
+    np.testing.assert_allclose(parse_center((35, 15, 620), depth), [35, 15, 620])
+    with pytest.raises(ValueError, match="inside the 64x48 frame"):
+        parse_center((70, 15, 0), depth)
+    with pytest.raises(ValueError, match="no depth within"):
+        parse_center((2, 40, 0), depth)

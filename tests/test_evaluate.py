@@ -181,7 +181,7 @@ class _FakeEstimator:
     def predict_crops(self, depth, com_uvd, cam):
         assert depth.dtype == np.float32 and depth.ndim == 4
         uvd = np.repeat(com_uvd[:, None, :], self.num_joints, axis=1) + [0, 0, 5]
-        return {"joints_uvd": uvd, "joints_xyz": uvd}
+        return types.SimpleNamespace(joints_uvd=uvd)  # the part of a Prediction evaluate reads
 
 
 def test_checkpoint_on_store_writes_predictions(tmp_path, monkeypatch, capsys):

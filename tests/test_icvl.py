@@ -10,9 +10,10 @@ from PIL import Image
 
 from crossingnets import cli
 from crossingnets.camera import CAMERAS, uvd_to_xyz
-from crossingnets.data.convert import BadFrameError, convert_frames
+from crossingnets.data.convert import convert_frames
 from crossingnets.data.icvl import IcvlReader, open_reader
 from crossingnets.data.preprocess import CropConfig, preprocess
+from crossingnets.data.raw import BadFrameError
 from crossingnets.data.store import load_arrays, read_info
 from crossingnets.hand.conventions import ICVL
 
@@ -100,5 +101,5 @@ def test_wrong_label_count_names_file_and_line_and_can_be_skipped(icvl_root, tmp
 def test_missing_folder_and_foreign_options(tmp_path):
     with pytest.raises(FileNotFoundError, match="no ICVL label file"):
         IcvlReader(tmp_path, "test")
-    with pytest.raises(ValueError, match="do not apply to ICVL"):
+    with pytest.raises(ValueError, match="--camera: not an option of ICVL"):
         open_reader(tmp_path, "test", camera=1, subject=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from crossingnets import losses as L
@@ -40,6 +41,59 @@ def test_gan_losses() -> None:
     real, fake = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[0.0, 0.0], [0.0, 2.0]])
     # batch means (2, 3) vs (0, 1): squared distance 8, averaged over 2 features
     assert L.feature_matching_loss(real, fake).item() == 4.0
+
+
+def _softplus(x: float) -> float:
+    """log(1 + e^x), written out: BCE with logits is softplus(-x) for target 1, softplus(x) for 0."""
+    return math.log1p(math.exp(x))
+
+
+LOGITS = [-2.5, -0.7, 0.4, 1.8, 3.0]  # away from 0, where flipping a target leaves the value alone
+
+
+def test_discriminator_gan_loss_by_hand_and_direction() -> None:
+    """Real crops are pushed towards 1, generated ones towards 0: the loss falls as real logits
+    rise and as fake logits fall."""
+    real = torch.tensor(LOGITS, requires_grad=True)
+    fake = torch.tensor(LOGITS[:3], requires_grad=True)
+    loss = L.discriminator_gan_loss(real, fake)
+    expected = np.mean([_softplus(-x) for x in LOGITS]) + np.mean([_softplus(x) for x in LOGITS[:3]])
+    assert math.isclose(loss.item(), expected, rel_tol=1e-6)
+    loss.backward()
+    assert (real.grad < 0).all() and (fake.grad > 0).all()
+    values = [L.discriminator_gan_loss(torch.tensor([x]), torch.tensor([-x])).item() for x in LOGITS]
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+
+
+def test_generator_nonsaturating_loss_by_hand_and_direction() -> None:
+    """-log D(G(z)) = softplus(-logit): positive, and falling as D's logit on the fake rises."""
+    fake = torch.tensor(LOGITS, requires_grad=True)
+    loss = L.generator_nonsaturating_loss(fake)
+    assert math.isclose(loss.item(), np.mean([_softplus(-x) for x in LOGITS]), rel_tol=1e-6)
+    loss.backward()
+    assert (fake.grad < 0).all()
+    values = [L.generator_nonsaturating_loss(torch.tensor([x])).item() for x in LOGITS]
+    assert all(v > 0 for v in values) and all(a > b for a, b in zip(values, values[1:], strict=False))
+    # Non-saturating: the gradient stays large where the discriminator rejects the fake confidently.
+    strongly_rejected = torch.tensor([-6.0], requires_grad=True)
+    L.generator_nonsaturating_loss(strongly_rejected).backward()
+    assert strongly_rejected.grad.item() < -0.99
+
+
+def test_feature_matching_pulls_fake_features_to_the_real_mean() -> None:
+    """A gradient step on the fake features moves their batch mean towards the real one; the real
+    features are targets and receive no gradient."""
+    real = torch.tensor([[1.0, -2.0, 0.5], [3.0, 0.0, 0.5]], requires_grad=True)  # mean (2, -1, 0.5)
+    fake = torch.tensor([[0.0, 1.0, 0.5], [0.0, 1.0, 2.5]], requires_grad=True)  # mean (0, 1, 1.5)
+    loss = L.feature_matching_loss(real, fake)
+    assert loss.item() == (4.0 + 4.0 + 1.0) / 3
+    loss.backward()
+    assert real.grad is None or (real.grad == 0).all()
+    # d/d fake[b, f] of mean_f (r_f - mean_b fake)^2 = -2 (r_f - m_f) / (F * B)
+    expected = -2 * torch.tensor([2.0, -2.0, -1.0]) / (3 * 2)
+    torch.testing.assert_close(fake.grad, expected.expand(2, 3))
+    stepped = L.feature_matching_loss(real, fake.detach() - 0.1 * fake.grad)
+    assert stepped.item() < loss.item()
 
 
 def test_convex_mixtures_stay_in_the_hull() -> None:

@@ -13,7 +13,9 @@ from crossingnets.models import (
     CrossingNetConfig,
     Discriminator,
     Generator,
+    LossConfig,
     PoseVAE,
+    TrainStep,
     model_config,
 )
 
@@ -46,7 +48,15 @@ def test_crossingnet_shapes(preset: str, convention: str) -> None:
     joints, latent = net(depth)
     assert joints.shape == (b, j, 3) and latent.shape == (b, lat)
     assert net.render(latent).shape == (b, 1, s, s)
-    assert net.smoothness(depth, depth).abs().max() == 0
+    # smo(a, b) = f(a) - f(b) with f the smoothness head: antisymmetric, and per pair of crops
+    other = depth.flip(0)  # rows 0 and 2 pair different crops, row 1 a crop with itself
+    smo = net.smoothness(depth, other)
+    d = net.discriminator
+    f_depth, f_other = (d.forward_smoothness(d.forward_trunk(x)) for x in (depth, other))
+    torch.testing.assert_close(smo, f_depth - f_other)
+    torch.testing.assert_close(net.smoothness(other, depth), -smo)
+    torch.testing.assert_close(net.smoothness(depth[:1], other[:1]), smo[:1])
+    assert smo.shape == (b, lat) and (smo[[0, 2]].abs().amax(1) > 0).all() and smo[1].abs().max() < 1e-5
     pose, root = torch.randn(b, 3 * j), torch.randn(b, 3)
     assert net.encode_pose(pose, root).shape == (b, lat)
     d = net.discriminator
@@ -91,6 +101,43 @@ def _on_inference_path(kind: str, p: torch.nn.Parameter, model: torch.nn.Module)
     elif kind == "scratch":
         off_path = [model.vae.enc_fc, model.vae.enc_mean, model.vae.enc_logvar]
     return not any(p is q for m in off_path for q in m.parameters())
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_each_stage_steps_only_its_own_optimiser_groups(kind: str) -> None:
+    """Every stage a model names has optimiser groups of its own parameters, and its training step
+    backs finite, named scalar losses into those groups only (the joint warm-up, then full steps)."""
+    torch.manual_seed(0)
+    model = MODELS[kind](model_config("tiny", convention="icvl")).train()
+    params = {id(p) for p in model.parameters()}
+    batch = {"depth": torch.rand(4, 1, 32, 32) * 2 - 1, "pose": torch.randn(4, model.config.pose_dims),
+             "root": torch.randn(4, 3)}  # fmt: skip
+    used: list[str] = []
+
+    def optimise(name: str, loss: torch.Tensor) -> None:
+        used.append(name)
+        model.zero_grad()
+        loss.backward()
+
+    for stage in model.stages:
+        groups = model.param_groups(stage)
+        assert groups and all(ps and {id(p) for p in ps} <= params for ps in groups.values())
+        for stage_step in (0, 10):  # the joint stage's warm-up (5 steps here), then full steps
+            used.clear()
+            rng = torch.Generator().manual_seed(0)
+            step = TrainStep(
+                LossConfig(warmup_steps=5),
+                lambda _: batch,
+                rng,
+                optimise,
+                stage_step,
+                torch.contiguous_format,
+            )
+            losses = model.training_step(stage, step)
+            assert used and set(used) <= set(groups), (stage, used)
+            assert losses and all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+    with pytest.raises(ValueError, match="has stages"):
+        model.param_groups("nope")
 
 
 def test_generator_and_discriminator_resample_by_two() -> None:

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from crossingnets.camera import CAMERAS, xyz_to_uvd
-from crossingnets.data.convert import BadFrameError, convert_frames
+from crossingnets.data.convert import convert_frames
 from crossingnets.data.msra import MsraReader, open_reader, read_depth_bin, read_joint_file
 from crossingnets.data.preprocess import CropConfig, preprocess
+from crossingnets.data.raw import BadFrameError
 from crossingnets.data.store import load_arrays
 from crossingnets.hand.conventions import MSRA
 

@@ -12,5 +12,5 @@ def test_python_example_runs(monkeypatch):
     assert blocks, "README has no Python example"
     scope: dict = {}
     exec(blocks[0], scope)
-    assert scope["pose"]["joints_xyz"].shape == (14, 3)
+    assert scope["pose"].joints_xyz_mm.shape == (14, 3)
     assert scope["depth_mm"].shape == (480, 640)

@@ -1,11 +1,11 @@
 """`crossingnets convert`: a raw NYU / ICVL / MSRA dataset -> the HDF5 store, frame by frame.
 
 Every dataset module (`nyu.py`, `icvl.py`, `msra.py`) provides a reader with the `FrameReader`
-interface: labels are indexed up front (they are small), depth frames are read one at a time in
-`load(i)`, so a raw dataset is never held in memory. Every frame then goes through the one
-preprocessing path (`crossingnets.data.preprocess.preprocess`) that `generate` uses, and batches
-are appended to a `StoreWriter`, which writes to a temporary name and renames it only when the
-whole conversion succeeded: an interrupted convert leaves nothing under the final name.
+interface of `raw.py`: labels are indexed up front (they are small), depth frames are read one
+at a time in `load(i)`, so a raw dataset is never held in memory. Every frame then goes through
+the one preprocessing path (`crossingnets.data.preprocess.preprocess`) that `generate` uses, and
+batches are appended to a `StoreWriter`, which writes to a temporary name and renames it only
+when the whole conversion succeeded: an interrupted convert leaves nothing under the final name.
 
 Usage:
     crossingnets convert nyu ROOT --split test --out nyu_test.h5 [--camera 1]
@@ -17,102 +17,25 @@ Options: --center {detect,labels,FILE}, --limit N, --skip-bad, --cube-mm, --crop
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import h5py
 import numpy as np
 import scipy.io
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from crossingnets.camera import Intrinsics, uvd_to_xyz, xyz_to_uvd
+from crossingnets.camera import Intrinsics, xyz_to_uvd
+from crossingnets.data import icvl, msra, nyu
 from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
+from crossingnets.data.raw import SPLITS, BadFrameError, FrameReader, RawFrame
 from crossingnets.data.store import StoreWriter
 from crossingnets.files import atomic_output
-from crossingnets.hand.conventions import Convention
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "test")
-
-
-class BadFrameError(ValueError):
-    """A raw frame or its label is missing, unreadable or inconsistent; the message names the file."""
-
-
-@dataclass(frozen=True)
-class RawFrame:
-    """One labelled raw frame, as the dataset ships it, in our frames and units."""
-
-    name: str  # path of the depth file relative to the dataset root
-    depth_mm: np.ndarray  # (H, W) float32 mm, 0 = missing
-    joints_uvd: np.ndarray  # (J, 3) full-frame pixels and mm
-    joints_xyz_mm: np.ndarray  # (J, 3) camera frame mm: x right, y down, z forward
-
-
-class FrameReader(Protocol):
-    """What the convert loop needs from a dataset reader."""
-
-    convention: Convention
-    camera: Intrinsics
-
-    def __len__(self) -> int: ...
-
-    def frame_name(self, index: int) -> str: ...
-
-    def load(self, index: int) -> RawFrame:
-        """Frame `index`; raises BadFrameError naming the file if it is missing or malformed."""
-        ...
-
-
-def labelled_frame(
-    name: str,
-    depth_mm: np.ndarray,
-    cam: Intrinsics,
-    *,
-    joints_uvd: np.ndarray | None = None,
-    joints_xyz_mm: np.ndarray | None = None,
-) -> RawFrame:
-    """A RawFrame from either label frame (the other is computed with `cam`), size-checked.
-
-    NYU and ICVL label uvd, MSRA labels xyz; deriving the other one with the same camera keeps
-    the store's two label arrays exactly consistent with the community's uvd -> xyz lift.
-    """
-    if (joints_uvd is None) == (joints_xyz_mm is None):
-        raise ValueError("give exactly one of joints_uvd, joints_xyz_mm")
-    if depth_mm.shape != (cam.height_px, cam.width_px):
-        raise BadFrameError(
-            f"{name}: depth frame is {depth_mm.shape[1]}x{depth_mm.shape[0]}, "
-            f"expected {cam.width_px}x{cam.height_px}"
-        )
-    if joints_uvd is not None:
-        uvd = np.asarray(joints_uvd, dtype=np.float64)
-        xyz = uvd_to_xyz(uvd, cam)
-    else:
-        xyz = np.asarray(joints_xyz_mm, dtype=np.float64)
-        if (xyz[:, 2] <= 0).any():
-            raise BadFrameError(f"{name}: a joint lies at z <= 0 mm, behind the camera")
-        uvd = xyz_to_uvd(xyz, cam)
-    return RawFrame(
-        name=name, depth_mm=depth_mm.astype(np.float32, copy=False), joints_uvd=uvd, joints_xyz_mm=xyz
-    )
-
-
-def read_image_array(path: Path) -> np.ndarray:
-    """The pixels of an image file as a numpy array (uint8 (H, W, 3) for RGB, uint16 for 16-bit)."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img)
-    except FileNotFoundError:
-        raise BadFrameError(f"depth image {path} not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise BadFrameError(f"depth image {path} is unreadable ({err})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,26 +169,21 @@ def write_skipped(report: ConvertReport) -> Path:
 # ---------------------------------------------------------------------------------------------
 # The subcommand
 
-# Reader factories by dataset, each module's `open_reader(root, split, args)`.
-READER_MODULES = {
-    "nyu": "crossingnets.data.nyu",
-    "icvl": "crossingnets.data.icvl",
-    "msra": "crossingnets.data.msra",
-}
+# Each dataset module's `open_reader(root, split, *, camera, subject)`.
+OPEN_READER = {"nyu": nyu.open_reader, "icvl": icvl.open_reader, "msra": msra.open_reader}
 
 
 def open_reader(
     dataset: str, root: Path, split: str, *, camera: int | None, subject: str | None
 ) -> FrameReader:
     """The reader of `dataset`; options a dataset does not have are refused, never ignored."""
-    if dataset not in READER_MODULES:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(READER_MODULES)}")
-    module = importlib.import_module(READER_MODULES[dataset])
-    return module.open_reader(root, split, camera=camera, subject=subject)
+    if dataset not in OPEN_READER:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(OPEN_READER)}")
+    return OPEN_READER[dataset](root, split, camera=camera, subject=subject)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=sorted(READER_MODULES), help="raw dataset format")
+    parser.add_argument("dataset", choices=sorted(OPEN_READER), help="raw dataset format")
     parser.add_argument("root", type=Path, help="dataset root folder, as the dataset ships")
     parser.add_argument("--split", choices=SPLITS, required=True)
     parser.add_argument(

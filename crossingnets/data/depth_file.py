@@ -4,6 +4,8 @@ Accepted: a 16-bit single-channel PNG of depth in mm (ICVL, most sensors), NYU's
 (depth mm = G * 256 + B, R = 0), an MSRA `*_depth.bin`, or a 2-D `.npy` array of depth in mm.
 Every failure raises `DepthImageError` (a ValueError) whose message names the file and says what
 was wrong and what was expected; the dataset modules' decoders are reused for their formats.
+What a frame needs beside its pixels is read here too: its camera (`camera_for`, a preset checked
+against the frame's size or custom intrinsics) and a hand centre given with it (`parse_center`).
 """
 
 from __future__ import annotations
@@ -162,3 +164,29 @@ def camera_for(
             "choose the matching camera or enter a custom one"
         )
     return cam
+
+
+CENTER_PATCH_PX = 7  # a centre given without depth takes the median depth within this many px
+
+
+def parse_center(center: tuple[float, float, float] | None, depth_mm: np.ndarray) -> np.ndarray | None:
+    """A hand centre given with a frame (u px, v px, d mm) -> (3,) uvd, or None to detect it.
+
+    None or all zero means: detect. d <= 0 takes the median valid depth within CENTER_PATCH_PX of
+    (u, v) of the (H, W) frame in mm, since a user can point at the hand but rarely knows its depth.
+    Raises ValueError saying what to change.
+    """
+    if center is None or not any(center):
+        return None
+    u, v, d = (float(c) for c in center)
+    h, w = depth_mm.shape
+    if not (np.isfinite([u, v, d]).all() and 0 <= u < w and 0 <= v < h):
+        raise ValueError(f"hand centre ({u:g}, {v:g}) must lie inside the {w}x{h} frame")
+    if d <= 0:
+        r = CENTER_PATCH_PX
+        patch = depth_mm[max(0, int(v) - r) : int(v) + r + 1, max(0, int(u) - r) : int(u) + r + 1]
+        valid = patch[patch > 0]
+        if valid.size == 0:
+            raise ValueError(f"no depth within {r} px of the hand centre ({u:g}, {v:g}); give its depth d")
+        d = float(np.median(valid))
+    return np.array([u, v, d])

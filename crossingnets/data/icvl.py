@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from crossingnets.camera import CAMERAS, Intrinsics
-from crossingnets.data.convert import SPLITS, BadFrameError, RawFrame, labelled_frame, read_image_array
+from crossingnets.data.raw import BadFrameError, DatasetReader, check_split, read_image_array, refuse_options
 from crossingnets.files import UvdTextError, iter_label_lines, parse_uvd_line
 from crossingnets.hand.conventions import ICVL, Convention
 
-SPLIT_FOLDERS = {"train": "Training", "test": "Testing"}
+SPLIT_FOLDERS = {"train": "Training", "test": "Testing"}  # keys: raw.SPLITS
 
 
 def decode_depth(pixels: np.ndarray, path: Path) -> np.ndarray:
@@ -32,15 +32,14 @@ def decode_depth(pixels: np.ndarray, path: Path) -> np.ndarray:
     return pixels.astype(np.float32)
 
 
-class IcvlReader:
+class IcvlReader(DatasetReader):
     """Frames of one split: (name, (16, 3) uvd) per label line, depth read per frame."""
 
     convention: Convention = ICVL
     camera: Intrinsics = CAMERAS["icvl"]
 
     def __init__(self, root: Path, split: str) -> None:
-        if split not in SPLIT_FOLDERS:
-            raise ValueError(f"ICVL split must be one of {SPLITS}, got {split!r}")
+        check_split("ICVL", split)
         self.folder = Path(root) / SPLIT_FOLDERS[split]
         label_files = sorted(self.folder.glob("*.txt"))
         if not label_files:
@@ -61,22 +60,14 @@ class IcvlReader:
                 self.names.append(name)
                 self.labels.append(uvd)
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def frame_name(self, index: int) -> str:
         return f"{self.folder.name}/Depth/{self.names[index]}"
 
-    def load(self, index: int) -> RawFrame:
-        label = self.labels[index]
-        if isinstance(label, str):
-            raise BadFrameError(label)
+    def read_depth(self, index: int) -> np.ndarray:
         path = self.folder / "Depth" / self.names[index]
-        depth = decode_depth(read_image_array(path), path)
-        return labelled_frame(self.frame_name(index), depth, self.camera, joints_uvd=label)
+        return decode_depth(read_image_array(path), path)
 
 
 def open_reader(root: Path, split: str, *, camera: int | None, subject: str | None) -> IcvlReader:
-    if camera is not None or subject is not None:
-        raise ValueError("--camera and --subject do not apply to ICVL (one camera, fixed splits)")
+    refuse_options("ICVL", "one camera, fixed train and test splits", camera=camera, subject=subject)
     return IcvlReader(root, split)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from crossingnets.camera import CAMERAS, Intrinsics
-from crossingnets.data.convert import SPLITS, BadFrameError, RawFrame, labelled_frame
+from crossingnets.data.raw import BadFrameError, DatasetReader, check_split, refuse_options
 from crossingnets.files import UvdTextError, iter_label_lines, parse_uvd_line
 from crossingnets.hand.conventions import MSRA, Convention
 
@@ -54,6 +54,16 @@ def read_depth_bin(path: Path, cam: Intrinsics) -> np.ndarray:
     return depth
 
 
+def encode_depth_bin(depth_mm: np.ndarray) -> bytes:
+    """(H, W) depth mm -> `*_depth.bin` bytes, the inverse of `read_depth_bin`: the header (width,
+    height, left, top, right, bottom) and the float32 depth of the box around the non-zero pixels."""
+    rows, cols = np.nonzero(depth_mm)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    height, width = depth_mm.shape
+    header = np.array([width, height, left, top, right, bottom], "<u4").tobytes()
+    return header + depth_mm[top:bottom, left:right].astype("<f4").tobytes()
+
+
 def read_joint_file(path: Path) -> list[np.ndarray | str]:
     """`joint.txt` -> per frame (21, 3) xyz mm in our camera frame, or that line's error message.
 
@@ -86,15 +96,15 @@ def depth_file_name(index: int) -> str:
     return f"{index:06d}_depth.bin"
 
 
-class MsraReader:
+class MsraReader(DatasetReader):
     """Frames of the held-out subject (test) or of the other eight (train), gestures in name order."""
 
     convention: Convention = MSRA
     camera: Intrinsics = CAMERAS["msra"]
+    labels_xyz = True
 
     def __init__(self, root: Path, split: str, subject: str) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"MSRA split must be one of {SPLITS}, got {split!r}")
+        check_split("MSRA", split)
         if subject not in SUBJECTS:
             raise ValueError(f"MSRA subject must be one of {SUBJECTS}, got {subject!r}")
         self.root = Path(root)
@@ -110,25 +120,17 @@ class MsraReader:
                 self.frames.extend((gesture, i) for i in range(len(labels)))
                 self.labels.extend(labels)
 
-    def __len__(self) -> int:
-        return len(self.frames)
-
     def frame_name(self, index: int) -> str:
         gesture, i = self.frames[index]
         return str((gesture / depth_file_name(i)).relative_to(self.root))
 
-    def load(self, index: int) -> RawFrame:
-        label = self.labels[index]
-        if isinstance(label, str):
-            raise BadFrameError(label)
+    def read_depth(self, index: int) -> np.ndarray:
         gesture, i = self.frames[index]
-        depth = read_depth_bin(gesture / depth_file_name(i), self.camera)
-        return labelled_frame(self.frame_name(index), depth, self.camera, joints_xyz_mm=label)
+        return read_depth_bin(gesture / depth_file_name(i), self.camera)
 
 
 def open_reader(root: Path, split: str, *, camera: int | None, subject: str | None) -> MsraReader:
-    if camera is not None:
-        raise ValueError("--camera does not apply to MSRA (one camera)")
+    refuse_options("MSRA", "one camera", camera=camera)
     if subject is None:
         raise ValueError(f"MSRA is evaluated leave-one-subject-out: give --subject, one of {SUBJECTS}")
     return MsraReader(root, split, subject)

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
-import scipy.io
 
 from crossingnets.camera import CAMERAS, Intrinsics
-from crossingnets.data.convert import SPLITS, BadFrameError, RawFrame, labelled_frame, read_image_array
+from crossingnets.data.raw import BadFrameError, DatasetReader, check_split, read_image_array, refuse_options
 from crossingnets.hand.conventions import NYU, NYU_36_TO_14, Convention
 
 NUM_RAW_JOINTS = 36
@@ -31,6 +29,10 @@ def read_joint_uvd(path: Path, camera: int = DEFAULT_CAMERA) -> np.ndarray:
 
     Only that camera's slice is kept; with v7.3 only it is read from disk.
     """
+    # Imported here: decoding one uploaded NYU depth PNG (depth_file.py) needs neither library.
+    import h5py
+    import scipy.io
+
     if not path.is_file():
         raise FileNotFoundError(f"NYU labels {path} not found")
     if h5py.is_hdf5(path):
@@ -67,38 +69,39 @@ def decode_depth(rgb: np.ndarray, path: Path) -> np.ndarray:
     return (rgb[..., 1].astype(np.uint16) << 8 | rgb[..., 2]).astype(np.float32)
 
 
+def encode_depth(depth_mm: np.ndarray) -> np.ndarray:
+    """(H, W) depth mm -> (H, W, 3) uint8 pixels as NYU stores them (R = 0, G = high byte, B = low
+    byte), the inverse of `decode_depth` for whole mm (the app's examples, tests)."""
+    d = np.rint(depth_mm).astype(np.uint16)
+    return np.stack([np.zeros_like(d), d >> 8, d & 0xFF], axis=-1).astype(np.uint8)
+
+
 def depth_file_name(camera: int, index: int) -> str:
     """File name of frame `index` (0-based) of a camera (1-based): depth_1_0000001.png for (1, 0)."""
     return f"depth_{camera}_{index + 1:07d}.png"
 
 
-class NyuReader:
-    """Frames of one split and one camera; labels (N, 14, 3) in memory, depth read per frame."""
+class NyuReader(DatasetReader):
+    """Frames of one split and one camera; labels (N, 14, 3) uvd in memory, depth read per frame."""
 
     convention: Convention = NYU
     camera: Intrinsics = CAMERAS["nyu"]
 
     def __init__(self, root: Path, split: str, camera: int = DEFAULT_CAMERA) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"NYU split must be one of {SPLITS}, got {split!r}")
+        check_split("NYU", split)
         self.folder = Path(root) / split
         self.split = split
         self.camera_index = camera
-        self.joints_uvd = read_joint_uvd(self.folder / "joint_data.mat", camera)[:, list(NYU_36_TO_14)]
-
-    def __len__(self) -> int:
-        return len(self.joints_uvd)
+        self.labels = read_joint_uvd(self.folder / "joint_data.mat", camera)[:, list(NYU_36_TO_14)]
 
     def frame_name(self, index: int) -> str:
         return f"{self.split}/{depth_file_name(self.camera_index, index)}"
 
-    def load(self, index: int) -> RawFrame:
+    def read_depth(self, index: int) -> np.ndarray:
         path = self.folder / depth_file_name(self.camera_index, index)
-        depth = decode_depth(read_image_array(path), path)
-        return labelled_frame(self.frame_name(index), depth, self.camera, joints_uvd=self.joints_uvd[index])
+        return decode_depth(read_image_array(path), path)
 
 
 def open_reader(root: Path, split: str, *, camera: int | None, subject: str | None) -> NyuReader:
-    if subject is not None:
-        raise ValueError("--subject is an MSRA option; NYU has fixed train and test splits")
+    refuse_options("NYU", "fixed train and test splits; --subject is MSRA's", subject=subject)
     return NyuReader(root, split, DEFAULT_CAMERA if camera is None else camera)

@@ -7,7 +7,6 @@ input distribution whatever the source.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
@@ -184,20 +183,3 @@ def generate(
     return write_frames(
         out, iter_frames(n, seed, cfg), n, cfg, {"seed": int(seed)}, overwrite, sheet, progress
     )
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--convention", default="nyu", choices=["nyu", "icvl", "msra"], help="joints and camera")
-    p.add_argument("-n", type=int, required=True, help="number of frames")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output .h5 store")
-    p.add_argument("--cube-mm", type=float, default=None, help="crop cube side (default: per convention)")
-    p.add_argument("--crop-px", type=int, default=128)
-    p.add_argument("--sheet", default=None, help="also write a PNG contact sheet of 32 samples")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-
-
-def main(args: argparse.Namespace) -> int:
-    cfg = GenerateConfig(convention=args.convention, cube_mm=args.cube_mm, crop_px=args.crop_px)
-    generate(args.out, args.n, args.seed, cfg, overwrite=args.overwrite, sheet=args.sheet)
-    return 0

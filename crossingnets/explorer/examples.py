@@ -15,25 +15,11 @@ import numpy as np
 from PIL import Image
 
 from crossingnets.camera import CAMERAS
+from crossingnets.data import msra, nyu
 from crossingnets.data.synthetic import GenerateConfig, render_batch
 from crossingnets.hand.conventions import get_convention
 
 EXAMPLE_SEED = 5
-
-
-def encode_nyu_rgb(depth_mm: np.ndarray) -> np.ndarray:
-    """(H, W) depth mm -> (H, W, 3) uint8 as NYU stores it: R = 0, G = high byte, B = low byte."""
-    d = np.rint(depth_mm).astype(np.uint16)
-    return np.stack([np.zeros_like(d), d >> 8, d & 0xFF], axis=-1).astype(np.uint8)
-
-
-def encode_msra_bin(depth_mm: np.ndarray) -> bytes:
-    """(H, W) depth mm -> MSRA `.bin` bytes: header (width, height, box) + float32 depth of the box."""
-    rows, cols = np.nonzero(depth_mm)
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    height, width = depth_mm.shape
-    header = np.array([width, height, left, top, right, bottom], "<u4").tobytes()
-    return header + depth_mm[top:bottom, left:right].astype("<f4").tobytes()
 
 
 def example_camera(path: str | Path) -> str:
@@ -47,16 +33,16 @@ def write_examples(folder: str | Path, seed: int = EXAMPLE_SEED) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     cfg = GenerateConfig()
-    nyu = render_batch(rng, 4, get_convention("nyu"), CAMERAS["nyu"], cfg).depth_mm
-    msra = render_batch(rng, 1, get_convention("msra"), CAMERAS["msra"], cfg).depth_mm[0]
+    nyu_frames = render_batch(rng, 4, get_convention("nyu"), CAMERAS["nyu"], cfg).depth_mm
+    msra_frame = render_batch(rng, 1, get_convention("msra"), CAMERAS["msra"], cfg).depth_mm[0]
     paths = []
-    for i, depth in enumerate(nyu[:3]):
+    for i, depth in enumerate(nyu_frames[:3]):
         paths.append(folder / f"synthetic_nyu_{i}.png")
         Image.fromarray(np.rint(depth).astype(np.uint16)).save(paths[-1], optimize=True)
     paths.append(folder / "synthetic_nyu_rgb.png")
-    Image.fromarray(encode_nyu_rgb(nyu[3])).save(paths[-1], optimize=True)
+    Image.fromarray(nyu.encode_depth(nyu_frames[3])).save(paths[-1], optimize=True)
     paths.append(folder / "synthetic_msra.bin")
-    paths[-1].write_bytes(encode_msra_bin(msra))
+    paths[-1].write_bytes(msra.encode_depth_bin(msra_frame))
     return paths
 
 

@@ -1,4 +1,6 @@
-"""Plotly figures of the explorer, built as plain figure dicts (JSON-ready, no validation cost).
+"""What every tab of the explorer draws: Plotly figures as plain dicts, and depth-crop images.
+
+Figures are plain figure dicts (JSON-ready, no validation cost).
 
 Building `plotly.graph_objects.Figure`s validates every property and costs ~40 ms for a skeleton;
 a dict that follows Plotly's JSON schema costs well under 1 ms, which keeps a slider move fast.
@@ -8,6 +10,9 @@ Display axes: camera-frame joints (x right, y down, z forward, mm) are shown wit
 depth z going into the screen and -y up, so a hand looks upright as the sensor saw it. Every
 figure has fixed axis ranges, a fixed camera and a constant `uirevision`, so a new pose (a slider
 move, an animation frame) never makes the view jump, and a view the user rotated is kept.
+
+Crop images: a (S, S) crop in [-1, 1] is shown enlarged by an integer factor to about
+IMAGE_SIDE_PX, near bright and background black.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import html
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from crossingnets.data.preprocess import BACKGROUND
+from crossingnets.draw import depth_to_gray
 from crossingnets.hand.conventions import FINGER_COLORS, FINGERS, Convention
 
 Figure = dict[str, Any]  # a Plotly figure as JSON: {"data": [...], "layout": {...}, "frames": [...]}
@@ -24,6 +32,10 @@ Figure = dict[str, Any]  # a Plotly figure as JSON: {"data": [...], "layout": {.
 # Looking from behind and a little above the sensor, at the hand (scene units: ranges -> [-1, 1]).
 SCENE_CAMERA = {"eye": {"x": 0.35, "y": -1.9, "z": 0.55}, "up": {"x": 0, "y": 0, "z": 1}}
 AXIS_TITLES = ("x right (mm)", "depth z (mm)", "up -y (mm)")
+# The generator ends in tanh, so its background never reaches +1 exactly: pixels above this are
+# shown as background (a trained generator puts them at 0.99+; hands lie below 0.9).
+GENERATED_BACKGROUND = 0.95
+IMAGE_SIDE_PX = 256  # crops are shown enlarged to about this side (nearest neighbour)
 
 
 def _display_xyz(joints_xyz: np.ndarray) -> np.ndarray:
@@ -264,3 +276,26 @@ def iframe(page: str, height_px: int = 500) -> str:
         f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{height_px}px;border:0" '
         'title="walk animation"></iframe>'
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Crop images
+
+
+def crop_scale(crop_px: int) -> int:
+    """Integer enlargement that shows a (S, S) crop at about IMAGE_SIDE_PX."""
+    return max(1, IMAGE_SIDE_PX // crop_px)
+
+
+def generated_to_crop(generated: np.ndarray) -> np.ndarray:
+    """(..., S, S) generator output in (-1, 1) -> crop with its background exactly at +1."""
+    out = np.array(generated, dtype=np.float32)
+    out[out > GENERATED_BACKGROUND] = BACKGROUND
+    return out
+
+
+def crop_image(crop: np.ndarray) -> Image.Image:
+    """(S, S) normalised crop -> enlarged greyscale RGB image, near bright, background black."""
+    gray = depth_to_gray(crop)
+    side = gray.shape[0] * crop_scale(gray.shape[0])
+    return Image.fromarray(gray).convert("RGB").resize((side, side), Image.NEAREST)

@@ -2,7 +2,7 @@
 
 Orders follow the datasets' label files (see shared/data/README.md). `fingers` gives each joint's
 finger (for colouring); `bones` are (parent, child) index pairs for drawing; `root` is the joint
-the model expresses the pose relative to.
+the model expresses the pose relative to; `left_hand` says which hand the labels describe.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ class Convention:
     bones: tuple[tuple[int, int], ...]
     root: int  # index of the joint the pose is expressed relative to
     default_cube_mm: float  # side of the metric crop cube
+    # The labels describe a left hand, so the right-hand kinematic model is fitted to their mirror
+    # image (`crossingnets.hand.ik.fit_ik(left_hand=...)`).
+    left_hand: bool
 
     @property
     def num_joints(self) -> int:
@@ -89,6 +92,7 @@ NYU = Convention(
     ),  # fmt: skip
     root=13,
     default_cube_mm=300.0,  # NYU hands are seen with more forearm; DeepPrior++ uses 300 mm
+    left_hand=False,
 )
 
 # Indices of NYU's 14 evaluated joints among the 36 of joint_data.mat.
@@ -120,6 +124,7 @@ ICVL = Convention(
     ),
     root=0,
     default_cube_mm=250.0,  # Crossing Nets' code
+    left_hand=True,  # fitted both ways, only the mirror fits (tests/test_ik.py)
 )
 
 _MSRA_FINGERS = ("index", "middle", "ring", "pinky", "thumb")
@@ -139,6 +144,7 @@ MSRA = Convention(
     ),
     root=0,
     default_cube_mm=250.0,
+    left_hand=False,
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (NYU, ICVL, MSRA)}

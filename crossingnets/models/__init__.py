@@ -1,22 +1,24 @@
-"""The networks: one file per network, and the composed Crossing Net."""
+"""The networks: one file per network, the composed Crossing Net, and the baselines; `base`
+holds what they share (config, interface, the registry `MODELS` of model kinds)."""
 
-from crossingnets.models.baselines import DeepPriorRegressor, ScratchRegressor
-from crossingnets.models.crossingnet import (
+from crossingnets.models.base import (
+    GAN_LOSSES,
+    MODELS,
     PRESETS,
-    CrossingNet,
     CrossingNetConfig,
     LatentPoseModel,
+    LossConfig,
+    TrainStep,
     model_config,
 )
+from crossingnets.models.baselines import DeepPriorRegressor, ScratchRegressor
+from crossingnets.models.crossingnet import CrossingNet
 from crossingnets.models.discriminator import Discriminator
 from crossingnets.models.generator import Generator, LatentAlign
 from crossingnets.models.pose_vae import PoseVAE
 
-MODELS: dict[str, type[LatentPoseModel]] = {
-    m.kind: m for m in (CrossingNet, ScratchRegressor, DeepPriorRegressor)
-}
-
 __all__ = [
+    "GAN_LOSSES",
     "MODELS",
     "PRESETS",
     "CrossingNet",
@@ -26,7 +28,9 @@ __all__ = [
     "Generator",
     "LatentAlign",
     "LatentPoseModel",
+    "LossConfig",
     "PoseVAE",
     "ScratchRegressor",
+    "TrainStep",
     "model_config",
 ]

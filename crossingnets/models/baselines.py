@@ -1,9 +1,10 @@
 """Baselines sharing the Crossing Net's discriminator trunk, trained on labeled frames only.
 
 - `ScratchRegressor`: the paper's "from scratch": trunk + posterior head, trained only with L_pos
-  against the pose VAE's encoding (no GAN, no generator);
+  against the pose VAE's encoding (no GAN, no generator); stages `vae`, then `supervised`;
 - `DeepPriorRegressor`: DeepPrior (Oberweger et al., 2015): the trunk regresses the coefficients of a
-  linear PCA pose prior (plus the root offset); the loss is on the reconstructed joints.
+  linear PCA pose prior (plus the root offset); the loss is on the reconstructed joints; one
+  `supervised` stage.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossingnets.models.crossingnet import CrossingNetConfig, LatentPoseModel, VAELatentModel
+from crossingnets import losses as L
+from crossingnets.models.base import CrossingNetConfig, LatentPoseModel, TrainStep
+from crossingnets.models.crossingnet import VAELatentModel
 from crossingnets.models.discriminator import ConvHead, down_blocks, mlp
-from crossingnets.models.pose_vae import ROOT_DIMS, fit_pca
+from crossingnets.models.pose_vae import ROOT_DIMS
+from crossingnets.pca import fit_pca
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -30,6 +34,7 @@ class ScratchRegressor(VAELatentModel):
     """Depth crop (B, 1, S, S) -> trunk -> posterior head -> z_y (B, 23) -> VAE decoder."""
 
     kind = "scratch"
+    stages = ("vae", "supervised")
 
     def __init__(self, config: CrossingNetConfig) -> None:
         super().__init__(config)
@@ -42,11 +47,29 @@ class ScratchRegressor(VAELatentModel):
     def estimate_latent(self, depth: torch.Tensor) -> torch.Tensor:
         return self.posterior(self.trunk(depth))
 
+    def param_groups(self, stage: str) -> dict[str, list[nn.Parameter]]:
+        if stage == "supervised":  # every layer but the pose VAE, trained in the `vae` stage
+            vae = set(map(id, self.vae.parameters()))
+            return {"estimator": [p for p in self.parameters() if id(p) not in vae]}
+        return super().param_groups(stage)
+
+    def step_supervised(self, step: TrainStep) -> dict[str, torch.Tensor]:
+        """L_pos against the pose VAE's encoding of the labels."""
+        lab = step.batch("labeled")
+        estimate = self.estimate_latent(lab["depth"])
+        with torch.no_grad():
+            target = self.encode_pose(lab["pose"], lab["root"])
+        out = {"pos": L.posterior_loss(estimate, target)}
+        step.optimise("estimator", out["pos"])
+        return out
+
 
 class DeepPriorRegressor(LatentPoseModel):
     """Depth crop -> trunk -> head -> K prior coefficients + root offset (B, K + 3) -> joints."""
 
     kind = "deepprior"
+    stages = ("supervised",)
+    pca_stages = ("supervised",)
 
     def __init__(self, config: CrossingNetConfig) -> None:
         super().__init__(config)
@@ -77,3 +100,16 @@ class DeepPriorRegressor(LatentPoseModel):
         coeffs, root = latent[:, :-ROOT_DIMS], latent[:, -ROOT_DIMS:]
         pose = (coeffs @ self.prior_components + self.prior_mean).unflatten(1, (-1, 3))
         return pose + root[:, None, :]
+
+    def param_groups(self, stage: str) -> dict[str, list[nn.Parameter]]:
+        if stage == "supervised":
+            return {"estimator": list(self.parameters())}
+        return super().param_groups(stage)
+
+    def step_supervised(self, step: TrainStep) -> dict[str, torch.Tensor]:
+        """Squared error of the joints (B, J, 3) decoded from the estimated prior coefficients."""
+        lab = step.batch("labeled")
+        joints = lab["pose"].unflatten(1, (-1, 3)) + lab["root"][:, None]
+        out = {"pose": L.pose_loss(self.decode_latent_units(self.estimate_latent(lab["depth"])), joints)}
+        step.optimise("estimator", out["pose"])
+        return out

@@ -1,151 +1,42 @@
-"""The composed Crossing Net (Wan et al., CVPR 2017) and the config shared by the model family.
+"""The composed Crossing Net (Wan et al., CVPR 2017) and its three training stages.
 
 Data flow (paper Fig. 2): pose -> PoseVAE code + root offset = z_y -> Ali -> Generator -> depth
 crop; depth crop -> Discriminator trunk -> posterior head -> z_y -> VAE decoder -> pose.
 Inference needs only the second path.
+
+Stages (paper Sec. 3.4): `vae` (pose VAE on labeled poses), `gan` (depth GAN on every depth
+image), `joint` (warm-up of Ali and the posterior/smoothness heads, then alternating
+discriminator and generator steps). The release recipe (issue 11) replaces `gan` and `joint` by
+`posterior` (the posterior head through the frozen VAE decoder, and the generator as a renderer
+of labeled poses: neither needs the other, so all of the budget trains them) and `adversarial`
+(the paper's GAN and L_smo terms added on every k-th step, the image pool as the real side).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from crossingnets.checkpoint import PretrainedMixin
-from crossingnets.data.preprocess import CropConfig
-from crossingnets.hand.conventions import get_convention
+from crossingnets import losses as L
+from crossingnets.models.base import CrossingNetConfig, LatentPoseModel, LossConfig, TrainStep
+from crossingnets.models.batchnorm import running_stats_frozen
 from crossingnets.models.discriminator import Discriminator
-from crossingnets.models.generator import Generator, LatentAlign, num_resamplings
-from crossingnets.models.pose_vae import ROOT_DIMS, PoseVAE
+from crossingnets.models.generator import Generator, LatentAlign
+from crossingnets.models.pose_vae import PoseVAE
+from crossingnets.models.resnet import ResNetDiscriminator, UpsamplingGenerator
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
 
 
-@dataclass(frozen=True)
-class CrossingNetConfig:
-    convention: str = "nyu"  # joint convention of the training store: sets J and the root joint
-    crop_px: int = 128  # input crop side, px (paper: 128); taken from the training store
-    cube_mm: float = 250.0  # side of the metric crop cube, mm; taken from the training store
-    pose_unit_mm: float = 50.0  # poses and root offsets are expressed in this unit (authors' code)
-    pca_dims: int = 40  # width of the VAE's outer layers, initialised by a PCA of poses (paper: 40)
-    code_dims: int = 20  # VAE code; the shared latent z_y appends the 3-d root offset (paper: 20)
-    vae_noise_std: float = 0.05  # std of the VAE's reparameterisation noise (authors' code)
-    feature_px: int = 4  # side of the generator's first and the discriminator heads' last maps
-    gen_channels: int = 32  # channels of every generator feature map (paper: 32)
-    disc_channels: int = 32  # channels of every discriminator feature map (paper: 32)
-    trunk_layers: int = 2  # discriminator convolutions shared by the three heads (paper: 2)
-    smo_hidden: int = 512  # hidden width of the smoothness head (paper: 512)
-    prior_dims: int = 30  # DeepPrior baseline only: components of its PCA pose prior (DeepPrior: 30)
-
-    def __post_init__(self) -> None:
-        get_convention(self.convention)
-        if self.head_layers < 1:
-            raise ValueError(
-                f"crop_px {self.crop_px} leaves no head layer after {self.trunk_layers} trunk layers "
-                f"down to feature_px {self.feature_px}"
-            )
-
-    @property
-    def num_joints(self) -> int:
-        return get_convention(self.convention).num_joints
-
-    @property
-    def root_joint(self) -> int:
-        return get_convention(self.convention).root
-
-    @property
-    def pose_dims(self) -> int:
-        return 3 * self.num_joints
-
-    @property
-    def latent_dims(self) -> int:
-        """Size of the shared latent z_y (paper: 20 + 3 = 23)."""
-        return self.code_dims + ROOT_DIMS
-
-    @property
-    def head_layers(self) -> int:
-        """Convolutions of each discriminator head (paper: 5 halvings - 2 trunk = 3)."""
-        return num_resamplings(self.crop_px, self.feature_px) - self.trunk_layers
-
-    @property
-    def feature_dims(self) -> int:
-        """Flattened size of the heads' last conv map (paper: 32 * 4 * 4 = 512)."""
-        return self.disc_channels * self.feature_px**2
-
-    @property
-    def crop(self) -> CropConfig:
-        return CropConfig(cube_mm=self.cube_mm, crop_px=self.crop_px)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CrossingNetConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown model config fields {sorted(unknown)}")
-        return cls(**d)
-
-
-PRESETS: dict[str, CrossingNetConfig] = {
-    "paper": CrossingNetConfig(),  # exactly the paper's / authors' architecture
-    "tiny": CrossingNetConfig(  # for tests: 32 px crops, a few channels
-        crop_px=32, pca_dims=12, gen_channels=8, disc_channels=8, smo_hidden=32, prior_dims=8
-    ),
-}
-
-
-def model_config(preset: str, **data: Any) -> CrossingNetConfig:
-    """A preset with the fields set by the data (convention, crop_px, cube_mm)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; expected one of {sorted(PRESETS)}")
-    return replace(PRESETS[preset], **data)
-
-
-class LatentPoseModel(PretrainedMixin, nn.Module):
-    """Common inference interface: depth crop -> latent -> joints in mm around the crop centre."""
-
-    def __init__(self, config: CrossingNetConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    def estimate_latent(self, depth: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S, S) crop in [-1, 1] -> (B, L) latent."""
-        raise NotImplementedError
-
-    def encode_pose(self, pose: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
-        """Pose (B, 3J) relative to the root and root offset (B, 3), pose units -> (B, L) latent."""
-        raise NotImplementedError
-
-    def decode_latent_units(self, latent: torch.Tensor) -> torch.Tensor:
-        """(B, L) latent -> (B, J, 3) joints relative to the crop centre, pose units."""
-        raise NotImplementedError
-
-    def init_from_pca(self, poses: np.ndarray) -> PCA:
-        """Initialise the pose layers from training poses (N, 3J), pose units."""
-        raise NotImplementedError
-
-    @property
-    def depth_reader(self) -> nn.Module:
-        """The layers that read depth crops; its forward runs all of them (for batch-norm statistics)."""
-        return self
-
-    def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
-        """(B, L) latent -> (B, J, 3) joints relative to the crop centre, mm."""
-        return self.decode_latent_units(latent) * self.config.pose_unit_mm
-
-    def forward(self, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, S, S) crop -> joints (B, J, 3) mm relative to the crop centre, latent (B, L)."""
-        latent = self.estimate_latent(depth)
-        return self.decode_latent(latent), latent
-
-
 class VAELatentModel(LatentPoseModel):
-    """A model whose latent is the pose VAE's z_y (the Crossing Net and the scratch baseline)."""
+    """A model whose latent is the pose VAE's z_y (the Crossing Net and the scratch baseline), with
+    the `vae` stage that trains the VAE alone."""
+
+    pca_stages = ("vae",)
 
     def __init__(self, config: CrossingNetConfig) -> None:
         super().__init__(config)
@@ -160,20 +51,47 @@ class VAELatentModel(LatentPoseModel):
     def init_from_pca(self, poses: np.ndarray) -> PCA:
         return self.vae.init_from_pca(poses)
 
+    def validation_joints(
+        self, depth: torch.Tensor, pose: torch.Tensor, root: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Also `val_vae_mm`: the pose VAE's own reconstruction of the labels (B, 3J), (B, 3)."""
+        vae = self.decode_latent(self.encode_pose(pose, root))
+        return {**super().validation_joints(depth, pose, root), "val_vae_mm": vae}
+
+    def param_groups(self, stage: str) -> dict[str, list[nn.Parameter]]:
+        if stage == "vae":
+            return {"vae": list(self.vae.parameters())}
+        return super().param_groups(stage)
+
+    def step_vae(self, step: TrainStep) -> dict[str, torch.Tensor]:
+        """Reconstruction and KL of labeled poses."""
+        pose = step.batch("labeled")["pose"]
+        recon, mean, logvar = self.vae(pose, step.rng)
+        out = {"recons": L.vae_reconstruction_loss(recon, pose), "kl": L.kl_divergence(mean, logvar)}
+        step.optimise("vae", out["recons"] + step.cfg.kl_weight * out["kl"])
+        return out
+
 
 class CrossingNet(VAELatentModel):
     """Pose VAE + Ali + Generator + Discriminator sharing the latent z_y (B, 23 in the paper)."""
 
     kind = "crossingnet"
+    stages = ("vae", "gan", "posterior", "joint", "adversarial")
 
     def __init__(self, config: CrossingNetConfig) -> None:
         super().__init__(config)
         c = config
         self.align = LatentAlign(c.latent_dims)
-        self.generator = Generator(c.latent_dims, c.gen_channels, c.feature_px, c.crop_px)
-        self.discriminator = Discriminator(
-            c.disc_channels, c.trunk_layers, c.head_layers, c.feature_dims, c.latent_dims, c.smo_hidden
-        )
+        if c.arch == "resnet":
+            self.generator: nn.Module = UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px)
+            self.discriminator: nn.Module = ResNetDiscriminator(
+                c.width, c.crop_px, c.latent_dims, c.posterior_hidden, c.smo_hidden
+            )
+        else:
+            self.generator = Generator(c.latent_dims, c.gen_channels, c.feature_px, c.crop_px)
+            self.discriminator = Discriminator(
+                c.disc_channels, c.trunk_layers, c.head_layers, c.feature_dims, c.latent_dims, c.smo_hidden
+            )
 
     def estimate_latent(self, depth: torch.Tensor) -> torch.Tensor:
         d = self.discriminator
@@ -191,3 +109,175 @@ class CrossingNet(VAELatentModel):
         """smo(a, b) = f(a) - f(b) (B, L) for crops (B, 1, S, S), which estimates z_a - z_b."""
         d = self.discriminator
         return d.forward_smoothness(d.forward_trunk(depth_a)) - d.forward_smoothness(d.forward_trunk(depth_b))
+
+    # -- training ------------------------------------------------------------------------------
+    @classmethod
+    def planned_stages(cls, cfg: LossConfig) -> tuple[str, ...]:
+        """The stages with epochs (the paper's or the release's); --no-gan drops the GAN stage."""
+        return tuple(
+            s for s in cls.stages if getattr(cfg, f"epochs_{s}", 1) > 0 and (s != "gan" or cfg.use_gan)
+        )
+
+    def param_groups(self, stage: str) -> dict[str, list[nn.Parameter]]:
+        """gan: the discriminator's trunk and GAN head, the generator. joint: the discriminator,
+        and Ali + generator + VAE; during the warm-up, its posterior/smoothness heads and Ali."""
+        d = self.discriminator
+        if stage == "gan":
+            return {"d": [*d.trunk.parameters(), *d.gan.parameters()], "g": list(self.generator.parameters())}
+        if stage in ("posterior", "adversarial"):
+            heads = (
+                [*d.trunk.parameters(), *d.posterior.parameters()] if stage == "posterior" else d.parameters()
+            )
+            return {"d": list(heads), "g": [*self.generator.parameters(), *self.align.parameters()]}
+        if stage == "joint":
+            return {
+                "d": list(d.parameters()),
+                "g": [*self.generator.parameters(), *self.align.parameters(), *self.vae.parameters()],
+                "warmup_heads": [*d.posterior.parameters(), *d.smoothness.parameters()],
+                "warmup_align": list(self.align.parameters()),
+            }
+        return super().param_groups(stage)
+
+    def _generator_gan_term(
+        self, cfg: LossConfig, real_features: torch.Tensor, fake_map: torch.Tensor
+    ) -> torch.Tensor:
+        """The generator's GAN loss from the trunk map of its crops (B, C, h, h)."""
+        fake_logits, fake_features = self.discriminator.forward_gan(fake_map)
+        if cfg.gan_loss == "feature_matching":
+            return L.feature_matching_loss(real_features, fake_features)
+        return L.generator_nonsaturating_loss(fake_logits)
+
+    def step_gan(self, step: TrainStep) -> dict[str, torch.Tensor]:
+        """A discriminator step (real images vs crops generated from noise), then a generator step."""
+        d = self.discriminator
+        real = step.batch("images")["depth"]
+        noise = torch.randn((len(real), self.config.latent_dims), generator=step.rng, device=real.device)
+        fake = self.generator(noise * step.cfg.gan_noise_std).contiguous(memory_format=step.memory_format)
+        real_logits, real_features = d.forward_gan(d.forward_trunk(real))
+        with running_stats_frozen(d):
+            fake_logits, _ = d.forward_gan(d.forward_trunk(fake.detach()))
+        out = {"d_gan": L.discriminator_gan_loss(real_logits, fake_logits)}
+        step.optimise("d", out["d_gan"])
+        with running_stats_frozen(d):
+            out["g_gan"] = self._generator_gan_term(step.cfg, real_features.detach(), d.forward_trunk(fake))
+        step.optimise("g", out["g_gan"])
+        return out
+
+    def step_joint(self, step: TrainStep) -> dict[str, torch.Tensor]:
+        """A discriminator step (L_pos, L_smo, GAN), then a generator step (reconstruction, L_smo,
+        GAN, the VAE's own terms); the first `warmup_steps` fit only the posterior/smoothness heads
+        and Ali."""
+        c, d = step.cfg, self.discriminator
+        warm = step.stage_step < c.warmup_steps
+        gan = c.use_gan and not warm
+        lab = step.batch("labeled")
+        x_l, b = lab["depth"], lab["depth"].shape[0]
+        mean, logvar = self.vae.encode(lab["pose"])
+        code = self.vae.sample(mean, logvar, step.rng)
+        z_l = torch.cat([code, lab["root"]], 1)  # (B, 23) sampled pose latents
+        target = torch.cat([mean, lab["root"]], 1).detach()  # deterministic encodings, L_pos targets
+        z_r = L.convex_mixtures(z_l.detach(), c.num_mixed, step.rng)
+        rendered = self.render(torch.cat([z_l.detach() if warm else z_l, z_r]))  # one "fake" group (2B)
+        rendered = rendered.contiguous(memory_format=step.memory_format)
+
+        # Discriminator step (warm-up: posterior and smoothness heads only).
+        out: dict[str, torch.Tensor] = {}
+        h_l = d.forward_trunk(x_l)
+        out["pos"] = L.posterior_loss(d.forward_posterior(h_l), target)
+        total = c.w_pos * out["pos"]
+        with running_stats_frozen(d):
+            h_fake = d.forward_trunk(rendered.detach())
+            f_fake = d.forward_smoothness(h_fake) if c.use_smo else None
+            fake_logits = d.forward_gan(h_fake)[0] if gan else None
+        if c.use_smo:
+            f_l = d.forward_smoothness(h_l)
+            out["smo"] = L.smoothness_loss(f_fake[b:], f_l, f_fake[:b], z_r, z_l)
+            total = total + c.w_smo * out["smo"]
+        if gan:
+            real_logits, real_features = d.forward_gan(d.forward_trunk(step.batch("images")["depth"]))
+            out["d_gan"] = L.discriminator_gan_loss(real_logits, fake_logits)
+            total = total + c.w_gan * out["d_gan"]
+        step.optimise("warmup_heads" if warm else "d", total)
+
+        # Generator step (warm-up: Ali only, by the truncated reconstruction loss).
+        out["recons"] = L.truncated_reconstruction_loss(rendered[:b], x_l)
+        total = c.w_recons * out["recons"]
+        if not warm:
+            with running_stats_frozen(d):
+                h_fake = d.forward_trunk(rendered) if c.use_smo or gan else None
+                if c.use_smo:
+                    f_fake = d.forward_smoothness(h_fake)
+                    out["g_smo"] = L.smoothness_loss(f_fake[b:], f_l.detach(), f_fake[:b], z_r, z_l)
+                    total = total + c.w_smo * out["g_smo"]
+                if gan:
+                    out["g_gan"] = self._generator_gan_term(c, real_features.detach(), h_fake)
+                    total = total + c.w_gan * out["g_gan"]
+            out["vae_recons"] = L.vae_reconstruction_loss(self.vae.decode(code), lab["pose"])
+            out["kl"] = L.kl_divergence(mean, logvar)
+            total = total + out["vae_recons"] + c.kl_weight * out["kl"]
+        step.optimise("warmup_align" if warm else "g", total)
+        return out
+
+    # -- the release stages --------------------------------------------------------------------
+    def _labeled_targets(self, step: TrainStep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This step's labeled crops (B, 1, S, S), their joints around the crop centre (B, J, 3) and
+        latents z_y (B, L), pose units; the VAE is frozen in these stages."""
+        lab = step.batch("labeled")
+        with torch.no_grad():
+            target = self.encode_pose(lab["pose"], lab["root"])
+        joints = lab["pose"].unflatten(1, (-1, 3)) + lab["root"][:, None]
+        return lab["depth"], joints, target
+
+    def _posterior_terms(self, cfg: LossConfig, trunk_map: torch.Tensor, joints: torch.Tensor,
+                         target: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
+        """The decoded joints' smooth-L1 error and L_pos of the posterior head on real crops."""
+        z = self.discriminator.forward_posterior(trunk_map)
+        return {
+            "joints": L.joint_loss(self.decode_latent_units(z), joints, cfg.joints_beta),
+            "pos": L.posterior_loss(z, target),
+        }
+
+    def step_posterior(self, step: TrainStep) -> dict[str, torch.Tensor]:
+        """The posterior head (decoded joints + L_pos), then (every `render_every`-th step) the
+        generator as a renderer of the same labeled poses (weighted L1)."""
+        c = step.cfg
+        x, joints, target = self._labeled_targets(step)
+        out = self._posterior_terms(c, self.discriminator.forward_trunk(x), joints, target)
+        step.optimise("d", c.w_joints * out["joints"] + c.w_pos * out["pos"])
+        if step.stage_step % c.render_every == 0:
+            out["recons"] = L.weighted_l1_reconstruction_loss(self.render(target), x, c.recons_fg_weight)
+            step.optimise("g", c.w_recons * out["recons"])
+        return out
+
+    def step_adversarial(self, step: TrainStep) -> dict[str, torch.Tensor]:
+        """`step_posterior`, with on every `gan_every`-th step the GAN terms (real side: the image pool)
+        and L_smo on renders of the labeled latents and of their convex mixtures Z_r."""
+        c, d = step.cfg, self.discriminator
+        x, joints, target = self._labeled_targets(step)
+        h_l = d.forward_trunk(x)
+        out = self._posterior_terms(c, h_l, joints, target)
+        total = c.w_joints * out["joints"] + c.w_pos * out["pos"]
+        if step.stage_step % c.gan_every:
+            step.optimise("d", total)
+            out["recons"] = L.weighted_l1_reconstruction_loss(self.render(target), x, c.recons_fg_weight)
+            step.optimise("g", c.w_recons * out["recons"])
+            return out
+        b = x.shape[0]
+        z_r = L.convex_mixtures(target, c.num_mixed, step.rng)
+        rendered = self.render(torch.cat([target, z_r])).contiguous(memory_format=step.memory_format)
+        with running_stats_frozen(d):
+            h_fake = d.forward_trunk(rendered.detach())
+            fake_logits, f_fake = d.forward_gan(h_fake)[0], d.forward_smoothness(h_fake)
+        real_logits, real_features = d.forward_gan(d.forward_trunk(step.batch("images")["depth"]))
+        f_l = d.forward_smoothness(h_l)
+        out["d_gan"] = L.discriminator_gan_loss(real_logits, fake_logits)
+        out["smo"] = L.smoothness_loss(f_fake[b:], f_l, f_fake[:b], z_r, target)
+        step.optimise("d", total + c.w_gan * out["d_gan"] + c.w_smo * out["smo"])
+        with running_stats_frozen(d):
+            h_fake = d.forward_trunk(rendered)
+            out["g_gan"] = self._generator_gan_term(c, real_features.detach(), h_fake)
+            f_fake = d.forward_smoothness(h_fake)
+            out["g_smo"] = L.smoothness_loss(f_fake[b:], f_l.detach(), f_fake[:b], z_r, target)
+        out["recons"] = L.weighted_l1_reconstruction_loss(rendered[:b], x, c.recons_fg_weight)
+        step.optimise("g", c.w_recons * out["recons"] + c.w_gan * out["g_gan"] + c.w_smo * out["g_smo"])
+        return out

@@ -13,19 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from crossingnets.pca import fit_pca
+
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
 
 
 ROOT_DIMS = 3  # the root offset appended to the VAE code in the shared latent z_y
-
-
-def fit_pca(data: np.ndarray, max_components: int) -> PCA:
-    """A scikit-learn PCA of the rows of data (N, D), min(max_components, N, D) components."""
-    from sklearn.decomposition import PCA  # imported here: it takes seconds, only fitting needs it
-
-    data = np.asarray(data, dtype=np.float64)
-    return PCA(n_components=min(max_components, *data.shape), svd_solver="full").fit(data)
 
 
 class PoseVAE(nn.Module):

@@ -1,4 +1,5 @@
-"""`crossingnets app`: its options, and a clear exit on a folder that holds no model."""
+"""`crossingnets app`: its options, the bundled model it finds, a clear exit on a folder that
+holds no model; importing the UI starts nothing."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import sys
 import pytest
 
 from crossingnets.cli import build_parser, main
-from crossingnets.explorer.launch import BUNDLED_CHECKPOINT, OFFLINE_ENV, launch_options
+from crossingnets_app.launch import BUNDLED_MODEL, OFFLINE_ENV, bundled_checkpoint, launch_options
 
 
 def test_defaults_serve_the_bundled_checkpoint_on_loopback():
     args = build_parser(["app"]).parse_args(["app"])
-    assert args.checkpoint == BUNDLED_CHECKPOINT and (BUNDLED_CHECKPOINT / "config.json").is_file()
+    assert args.checkpoint == bundled_checkpoint() and (args.checkpoint / "config.json").is_file()
+    assert args.checkpoint.name == BUNDLED_MODEL
     assert (args.host, args.port, args.share) == ("127.0.0.1", None, False)
     options = launch_options(args.host, 7860)
     assert (
@@ -31,7 +33,7 @@ def test_missing_checkpoint_exits_with_a_message(tmp_path):
 
 def test_importing_the_app_loads_no_model_and_starts_no_server():
     code = (
-        "import sys, crossingnets_app.ui\n"
+        "import sys, crossingnets_app.ui, crossingnets_app.launch\n"
         "assert 'crossingnets.inference' not in sys.modules and 'crossingnets.models' not in sys.modules\n"
         "import threading; assert threading.active_count() == 1, threading.enumerate()\n"
     )

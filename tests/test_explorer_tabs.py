@@ -1,4 +1,4 @@
-"""The explorer's pure functions on a tiny initialised Crossing Net: pose, latent axes, walks, files."""
+"""The explorer on a tiny initialised Crossing Net: its latent space, then each tab's functions and view."""
 
 from __future__ import annotations
 
@@ -14,30 +14,26 @@ from PIL import Image
 
 from crossingnets.camera import CAMERAS, uvd_to_xyz
 from crossingnets.checkpoint import LatentStats
-from crossingnets.data.preprocess import NoHandError
-from crossingnets.explorer.explore import (
-    LatentAxes,
-    centered_to_crop_uv,
+from crossingnets.data.preprocess import CropConfig, NoHandError
+from crossingnets.explorer.figures import generated_to_crop
+from crossingnets.explorer.latent import latent_from_sliders, latent_view, random_latent
+from crossingnets.explorer.space import Explorer, LatentAxes
+from crossingnets.explorer.upload import (
     estimate_pose,
-    generated_to_crop,
-    interpolate,
-    parse_center,
+    mesh_view,
     pose_csv,
     pose_record,
-    random_walk,
-    write_gif,
+    upload_view,
     write_pose_mesh,
 )
-from crossingnets.explorer.views import (
+from crossingnets.explorer.walk import (
     WALK_MODES,
-    Explorer,
-    latent_from_sliders,
-    latent_view,
-    mesh_view,
-    random_latent,
-    upload_view,
+    centered_to_crop_uv,
+    interpolate,
+    random_walk,
     walk_latents,
     walk_view,
+    write_gif,
 )
 from crossingnets.hand.conventions import get_convention
 from crossingnets.inference import HandPoseEstimator
@@ -68,6 +64,9 @@ def axes(explorer) -> LatentAxes:
     return explorer.axes
 
 
+# -- the latent space (space.py) ---------------------------------------------------------------------
+
+
 def test_slider_coordinates_round_trip(axes, rng):
     z = axes.sample(rng)[0]
     sigmas = np.array([1.5, -0.5, 2.0])
@@ -82,91 +81,6 @@ def test_samples_follow_training_spread(axes):
     samples = axes.sample(np.random.default_rng(1), 4000)
     assert samples.shape == (4000, LATENT_DIMS)
     np.testing.assert_allclose(axes.to_sigmas(samples).std(axis=0), 1, atol=0.1)
-
-
-def test_interpolate_and_random_walk(axes):
-    a, b = np.zeros(LATENT_DIMS), np.ones(LATENT_DIMS)
-    line = interpolate(a, b, 5)
-    np.testing.assert_allclose(line[[0, -1]], [a, b])
-    np.testing.assert_allclose(np.diff(line, axis=0), 0.25)
-    walk = random_walk(axes, axes.mean, 10, np.random.default_rng(3), 0.3, 0.1)
-    again = random_walk(axes, axes.mean, 10, np.random.default_rng(3), 0.3, 0.1)
-    assert walk.shape == (10, LATENT_DIMS)
-    np.testing.assert_array_equal(walk, again)  # same seed, same walk
-    np.testing.assert_allclose(walk[0], axes.mean)
-    with pytest.raises(ValueError, match="at least 2 steps"):
-        interpolate(a, b, 1)
-
-
-def test_estimate_pose_matches_the_estimator(checkpoint):
-    estimator = HandPoseEstimator.from_pretrained(checkpoint)
-    path = EXAMPLES / "synthetic_nyu_0.png"
-    result = estimate_pose(estimator, path, "nyu")
-    direct = estimator.predict(np.asarray(Image.open(path), np.float32), CAMERAS["nyu"])
-    np.testing.assert_allclose(result.joints_xyz, direct["joints_xyz"], atol=1e-3)
-    np.testing.assert_allclose(result.latent, direct["latent"], atol=1e-5)
-    assert result.crop.shape == result.generated.shape == (32, 32)
-    assert result.generated.max() <= 1.0 and 0 < result.seconds < 5
-    np.testing.assert_allclose(uvd_to_xyz(result.joints_uvd, CAMERAS["nyu"]), result.joints_xyz, atol=1e-2)
-    # a given centre is used as is
-    given = estimate_pose(estimator, path, "nyu", center=tuple(result.com_uvd))
-    np.testing.assert_allclose(given.com_uvd, result.com_uvd)
-
-
-def test_no_hand_in_range(checkpoint, tmp_path):
-    depth = np.full((480, 640), 4000, np.uint16)  # a wall 4 m away
-    Image.fromarray(depth).save(tmp_path / "wall.png")
-    with pytest.raises(NoHandError, match="no hand in range"):
-        estimate_pose(HandPoseEstimator.from_pretrained(checkpoint), tmp_path / "wall.png", "nyu")
-
-
-def test_parse_center():
-    depth = np.zeros((48, 64), np.float32)
-    depth[10:20, 30:40] = 500
-    assert parse_center(None, depth) is None and parse_center((0, 0, 0), depth) is None
-    np.testing.assert_allclose(parse_center((35, 15, 0), depth), [35, 15, 500])  # depth looked up
-    np.testing.assert_allclose(parse_center((35, 15, 620), depth), [35, 15, 620])
-    with pytest.raises(ValueError, match="inside the 64x48 frame"):
-        parse_center((70, 15, 0), depth)
-    with pytest.raises(ValueError, match="no depth within"):
-        parse_center((2, 40, 0), depth)
-
-
-def test_downloads(explorer):
-    result = estimate_pose(explorer.estimator, EXAMPLES / "synthetic_nyu_1.png", "nyu")
-    record = json.loads(json.dumps(pose_record(result, explorer.convention)))
-    assert [j["name"] for j in record["joints"]] == list(explorer.convention.joint_names)
-    assert len(record["latent"]) == LATENT_DIMS and record["camera"]["fx"] == CAMERAS["nyu"].fx
-    rows = pose_csv(result, explorer.convention).splitlines()
-    assert rows[0] == "joint,name,finger,x_mm,y_mm,z_mm,u_px,v_px,d_mm" and len(rows) == 15
-    np.testing.assert_allclose([float(x) for x in rows[1].split(",")[3:6]], result.joints_xyz[0], atol=1e-3)
-
-
-def test_posed_mesh_glb(tmp_path, rng):
-    joints = np.asarray(rng.normal(0, 30, (14, 3)) + [0, 0, 600], np.float32)  # the IK fits what it can
-    path = write_pose_mesh(joints, get_convention("nyu"), tmp_path / "hand.glb", ik_iterations=3)
-    mesh = trimesh.load(path, force="mesh")
-    assert len(mesh.vertices) > 1000
-    assert np.linalg.norm(mesh.vertices.mean(axis=0) - joints.mean(axis=0)) < 150  # near the joints
-
-
-def test_generated_background_and_orthographic_uv():
-    out = generated_to_crop(np.array([[0.2, 0.97], [0.96, -0.5]]))
-    np.testing.assert_allclose(out, [[0.2, 1.0], [1.0, -0.5]], rtol=1e-6)
-    crop = PRESETS["tiny"].crop
-    uv = centered_to_crop_uv(np.array([[0, 0, 0], [125.0, -125.0, 10]]), crop)
-    np.testing.assert_allclose(uv, [[15.5, 15.5], [31.5, -0.5]])
-
-
-def test_write_gif(tmp_path):
-    frames = [Image.new("RGB", (8, 8), (i * 40, 0, 0)) for i in range(4)]
-    path = write_gif(frames, tmp_path / "w.gif", 50)
-    with Image.open(path) as gif:
-        assert gif.n_frames == 4 and gif.info["duration"] == 50
-    assert [p.name for p in tmp_path.iterdir()] == ["w.gif"]  # no temporary left
-
-
-# -- views: what each tab shows -------------------------------------------------------------------
 
 
 def test_explorer_load(explorer):
@@ -187,6 +101,54 @@ def test_explorer_needs_a_crossing_net(tmp_path):
         Explorer.load(folder, None)
 
 
+# -- upload tab --------------------------------------------------------------------------------------
+
+
+def test_estimate_pose_matches_the_estimator(checkpoint):
+    estimator = HandPoseEstimator.from_pretrained(checkpoint)
+    path = EXAMPLES / "synthetic_nyu_0.png"
+    result = estimate_pose(estimator, path, "nyu")
+    pred = result.prediction
+    direct = estimator.predict(np.asarray(Image.open(path), np.float32), CAMERAS["nyu"])
+    np.testing.assert_allclose(pred.joints_xyz_mm, direct.joints_xyz_mm, atol=1e-3)
+    np.testing.assert_allclose(pred.latent, direct.latent, atol=1e-5)
+    assert pred.crop.shape == result.generated.shape == (32, 32)
+    assert result.generated.max() <= 1.0 and result.seconds > 0
+    np.testing.assert_allclose(uvd_to_xyz(pred.joints_uvd, CAMERAS["nyu"]), pred.joints_xyz_mm, atol=1e-2)
+    # a given centre, away from the detected one, is the crop's centre
+    center = pred.center_uvd + [6.0, -4.0, 25.0]
+    given = estimate_pose(estimator, path, "nyu", center=tuple(center)).prediction
+    np.testing.assert_allclose(given.center_uvd, center)
+    np.testing.assert_allclose(given.center_xyz_mm, uvd_to_xyz(center, CAMERAS["nyu"]))
+
+
+def test_no_hand_in_range(checkpoint, tmp_path):
+    depth = np.full((480, 640), 4000, np.uint16)  # a wall 4 m away
+    Image.fromarray(depth).save(tmp_path / "wall.png")
+    with pytest.raises(NoHandError, match="no hand in range"):
+        estimate_pose(HandPoseEstimator.from_pretrained(checkpoint), tmp_path / "wall.png", "nyu")
+
+
+def test_downloads(explorer):
+    result = estimate_pose(explorer.estimator, EXAMPLES / "synthetic_nyu_1.png", "nyu")
+    record = json.loads(json.dumps(pose_record(result, explorer.convention)))
+    assert [j["name"] for j in record["joints"]] == list(explorer.convention.joint_names)
+    assert len(record["latent"]) == LATENT_DIMS and record["camera"]["fx"] == CAMERAS["nyu"].fx
+    rows = pose_csv(result.prediction, explorer.convention).splitlines()
+    assert rows[0] == "joint,name,finger,x_mm,y_mm,z_mm,u_px,v_px,d_mm" and len(rows) == 15
+    np.testing.assert_allclose(
+        [float(x) for x in rows[1].split(",")[3:6]], result.prediction.joints_xyz_mm[0], atol=1e-3
+    )
+
+
+def test_posed_mesh_glb(tmp_path, rng):
+    joints = np.asarray(rng.normal(0, 30, (14, 3)) + [0, 0, 600], np.float32)  # the IK fits what it can
+    path = write_pose_mesh(joints, get_convention("nyu"), tmp_path / "hand.glb", ik_iterations=3)
+    mesh = trimesh.load(path, force="mesh")
+    assert len(mesh.vertices) > 1000
+    assert np.linalg.norm(mesh.vertices.mean(axis=0) - joints.mean(axis=0)) < 150  # near the joints
+
+
 def test_upload_view(explorer, tmp_path):
     view = upload_view(explorer, EXAMPLES / "synthetic_msra.bin", "msra", None, None, tmp_path)
     assert view.overlay.size == view.generated.size == (256, 256)
@@ -195,7 +157,15 @@ def test_upload_view(explorer, tmp_path):
     assert [f.name for f in view.files] == ["joints.json", "joints.csv"] and all(
         f.is_file() for f in view.files
     )
-    assert view.latent.shape == (LATENT_DIMS,) and view.joints_xyz.shape == (14, 3)
+    assert view.latent.shape == (LATENT_DIMS,) and view.joints_xyz_mm.shape == (14, 3)
+
+
+def test_mesh_view_needs_an_upload(explorer, tmp_path):
+    with pytest.raises(ValueError, match="estimate a pose first"):
+        mesh_view(explorer, None, tmp_path)
+
+
+# -- latent tab --------------------------------------------------------------------------------------
 
 
 def test_latent_view_and_sliders(explorer):
@@ -212,6 +182,39 @@ def test_latent_view_and_sliders(explorer):
     )
     assert far.sigmas[0] == 3.0
     assert np.all((explorer.axes.low - 1e-4 <= far.raw) & (far.raw <= explorer.axes.high + 1e-4))
+
+
+# -- walk tab ----------------------------------------------------------------------------------------
+
+
+def test_interpolate_and_random_walk(axes):
+    a, b = np.zeros(LATENT_DIMS), np.ones(LATENT_DIMS)
+    line = interpolate(a, b, 5)
+    np.testing.assert_allclose(line[[0, -1]], [a, b])
+    np.testing.assert_allclose(np.diff(line, axis=0), 0.25)
+    walk = random_walk(axes, axes.mean, 10, np.random.default_rng(3), 0.3, 0.1)
+    again = random_walk(axes, axes.mean, 10, np.random.default_rng(3), 0.3, 0.1)
+    assert walk.shape == (10, LATENT_DIMS)
+    np.testing.assert_array_equal(walk, again)  # same seed, same walk
+    np.testing.assert_allclose(walk[0], axes.mean)
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        interpolate(a, b, 1)
+
+
+def test_generated_background_and_orthographic_uv():
+    out = generated_to_crop(np.array([[0.2, 0.97], [0.96, -0.5]]))
+    np.testing.assert_allclose(out, [[0.2, 1.0], [1.0, -0.5]], rtol=1e-6)
+    crop = CropConfig(cube_mm=PRESETS["tiny"].cube_mm, crop_px=PRESETS["tiny"].crop_px)
+    uv = centered_to_crop_uv(np.array([[0, 0, 0], [125.0, -125.0, 10]]), crop)
+    np.testing.assert_allclose(uv, [[15.5, 15.5], [31.5, -0.5]])
+
+
+def test_write_gif(tmp_path):
+    frames = [Image.new("RGB", (8, 8), (i * 40, 0, 0)) for i in range(4)]
+    path = write_gif(frames, tmp_path / "w.gif", 50)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 4 and gif.info["duration"] == 50
+    assert [p.name for p in tmp_path.iterdir()] == ["w.gif"]  # no temporary left
 
 
 @pytest.mark.parametrize("mode", WALK_MODES)
@@ -245,8 +248,3 @@ def test_walk_view(explorer, tmp_path):
     with Image.open(view.gif) as gif:
         assert gif.n_frames == 5
     assert "5 steps" in view.summary
-
-
-def test_mesh_view_needs_an_upload(explorer, tmp_path):
-    with pytest.raises(ValueError, match="estimate a pose first"):
-        mesh_view(explorer, None, tmp_path)

@@ -1,7 +1,8 @@
 """`crossingnets app`: load a checkpoint and serve the latent-space explorer (Gradio), offline.
 
 Usage:
-    crossingnets app [--checkpoint checkpoints/cn-nyu-synth] [--host 127.0.0.1] [--port 7860] [--share]
+    crossingnets app [--checkpoint DIR] [--host 127.0.0.1] [--port 7860] [--share]
+Without --checkpoint it serves the bundled model (`bundled_checkpoint`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_CHECKPOINT = REPO_ROOT / "checkpoints" / "cn-nyu-synth"
+BUNDLED_MODEL = "cn-nyu-synth"  # the folder under the repository's checkpoints/
 MAX_UPLOAD = "64mb"  # Gradio's own guard; the explorer rejects files above 16 MB with its message
 CONCURRENCY = 4  # requests run at once per event; torch inference is thread-safe in eval mode
 # One torch thread per request: requests run in parallel on the cores, and intra-op threads would
 # contend with them (benchmarks/infer.py measured 2-thread batch-1 inference 27x slower under load).
 TORCH_THREADS = 1
 OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def bundled_checkpoint() -> Path:
+    """The folder of the bundled model, wherever this package was installed from.
+
+    A wheel carries it as package data, `crossingnets_app/checkpoints/` (pyproject.toml); a
+    source checkout (an editable install, the tests) has it in `checkpoints/` beside `app/`.
+    When neither holds a config.json, the wheel's place is returned, and `main` says no model
+    is there.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "checkpoints" / BUNDLED_MODEL
+    checkout = package.parent / "checkpoints" / BUNDLED_MODEL
+    for folder in (installed, checkout):
+        if (folder / "config.json").is_file():
+            return folder
+    return installed
 
 
 def offline() -> None:
@@ -46,9 +63,9 @@ def create_app(checkpoint: str | os.PathLike):
     """Load `checkpoint` and build the explorer's Blocks (queued), without launching it."""
     offline()
     import torch
-    from crossingnets_app.ui import EXAMPLES_DIR, build_demo
 
-    from crossingnets.explorer.views import Explorer
+    from crossingnets.explorer.space import Explorer
+    from crossingnets_app.ui import EXAMPLES_DIR, build_demo
 
     torch.set_num_threads(TORCH_THREADS)
     demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR))
@@ -77,8 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         type=Path,
-        default=BUNDLED_CHECKPOINT,
-        help="released-weights folder (default: the bundled one)",
+        default=bundled_checkpoint(),
+        help="released-weights folder (default: the bundled one, %(default)s)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: loopback only)")
     parser.add_argument(

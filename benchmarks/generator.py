@@ -1,0 +1,247 @@
+"""Does the generator draw the hand of a pose? Gen(Ali(z)) against the stored crop of the same pose.
+
+For test poses: the latent of the pose (`encode_pose(pose, root)`, the pose VAE's deterministic
+code and the root offset, pose units as the trainer's `frames_from_arrays`) -> `render` (Gen(Ali(z)),
+a (S, S) crop in [-1, 1]) -> compared with the store's crop of that pose:
+- hand-silhouette IoU, foreground = normalised depth < --fg-threshold in each crop;
+- mean absolute depth error (mm) over the pixels foreground in both (normalised depth x cube_mm / 2);
+each per frame, then mean and median over frames. A sheet shows (real crop, generated crop,
+|difference| in mm) for a few poses.
+
+    python benchmarks/generator.py --checkpoint checkpoints/cn-nyu-synth [--store bench/test.h5]
+
+Prints one JSON line with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from crossingnets.data.store import load_arrays, read_info
+from crossingnets.data.training import Frames, frames_from_arrays
+from crossingnets.files import atomic_output
+from crossingnets.inference import resolve_model_folder
+from crossingnets.models import CrossingNet, LatentPoseModel
+
+# Stored crops put the background at exactly +1 (`crossingnets.data.preprocess.BACKGROUND`), but the
+# generator ends in tanh, which never reaches 1: a threshold at 1 would call every generated pixel
+# hand. 0.9 (135 mm behind the centre of a 300 mm cube) is below the generator's background level
+# and behind the hand.
+FG_THRESHOLD = 0.9
+SHEET_ROWS = 8
+SHEET_SCALE = 4  # sheet pixels per crop pixel
+DIFF_MAX_MM = 50.0  # top of the difference colour map; larger errors saturate
+# Difference panel: pixels that are hand in only one crop have no depth difference to show.
+REAL_ONLY_RGB = (230, 40, 40)  # hand in the real crop, background in the generated one
+GEN_ONLY_RGB = (150, 150, 150)  # hand drawn where the real crop has background
+# viridis at 0, 1/4, 1/2, 3/4, 1: dark purple (0 mm) -> yellow (DIFF_MAX_MM)
+_VIRIDIS = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)], float)
+
+
+def foreground(crops: np.ndarray, threshold: float = FG_THRESHOLD) -> np.ndarray:
+    """Crops (..., S, S) in [-1, 1] -> hand mask, normalised depth < threshold."""
+    return np.asarray(crops) < threshold
+
+
+def silhouette_iou(generated: np.ndarray, real: np.ndarray, threshold: float = FG_THRESHOLD) -> np.ndarray:
+    """Crops (N, S, S) and (N, S, S) -> (N,) IoU of the hand masks (1 where both are empty)."""
+    g, r = foreground(generated, threshold), foreground(real, threshold)
+    inter = (g & r).sum(axis=(-2, -1))
+    union = (g | r).sum(axis=(-2, -1))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def foreground_error_mm(
+    generated: np.ndarray, real: np.ndarray, cube_mm: float, threshold: float = FG_THRESHOLD
+) -> np.ndarray:
+    """Crops (N, S, S), (N, S, S) -> (N,) mean |depth difference| in mm over the pixels that are
+    hand in both; NaN for a frame where none is."""
+    both = foreground(generated, threshold) & foreground(real, threshold)
+    diff = np.abs(np.asarray(generated, np.float64) - real) * (cube_mm / 2)
+    count = both.sum(axis=(-2, -1))
+    total = np.where(both, diff, 0.0).sum(axis=(-2, -1))
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def summary(values: np.ndarray) -> dict[str, float | int | None]:
+    """Mean and median over frames (NaN frames left out, and counted)."""
+    ok = values[np.isfinite(values)]
+    return {
+        "mean": float(ok.mean()) if len(ok) else None,
+        "median": float(np.median(ok)) if len(ok) else None,
+        "frames": int(len(ok)),
+    }
+
+
+@torch.inference_mode()
+def generate_from_poses(model: CrossingNet, frames: Frames, batch: int = 256) -> np.ndarray:
+    """Frames' poses -> (N, S, S) crops the generator draws from their latents, Gen(Ali(z))."""
+    device = next(model.parameters()).device
+    out = []
+    for s in tqdm(range(0, len(frames), batch), desc="generate", unit="batch"):
+        f = frames.subset(np.arange(s, min(s + batch, len(frames))))
+        latent = model.encode_pose(f.pose.to(device), f.root.to(device))
+        out.append(model.render(latent)[:, 0].float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def _viridis(t: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (any shape) -> RGB (..., 3) float."""
+    x = np.clip(t, 0.0, 1.0) * (len(_VIRIDIS) - 1)
+    i = np.minimum(x.astype(int), len(_VIRIDIS) - 2)
+    w = (x - i)[..., None]
+    return _VIRIDIS[i] * (1 - w) + _VIRIDIS[i + 1] * w
+
+
+def difference_image(
+    generated: np.ndarray, real: np.ndarray, cube_mm: float, threshold: float, max_mm: float = DIFF_MAX_MM
+) -> np.ndarray:
+    """(S, S), (S, S) crops -> (S, S, 3) uint8: |difference| in mm on the colour map where both are
+    hand, REAL_ONLY_RGB / GEN_ONLY_RGB where one is, black where neither is."""
+    g, r = foreground(generated, threshold), foreground(real, threshold)
+    diff_mm = np.abs(np.asarray(generated, np.float64) - real) * (cube_mm / 2)
+    rgb = np.zeros((*real.shape, 3))
+    rgb[g & r] = _viridis(diff_mm[g & r] / max_mm)
+    rgb[r & ~g] = REAL_ONLY_RGB
+    rgb[g & ~r] = GEN_ONLY_RGB
+    return rgb.astype(np.uint8)
+
+
+def depth_gray(crop: np.ndarray, lo: float, hi: float, threshold: float) -> np.ndarray:
+    """(S, S) crop -> (S, S) uint8 on a fixed depth range [lo, hi] (near bright), so a real and a
+    generated crop drawn with the same range compare; background (>= threshold) black."""
+    t = np.clip((np.asarray(crop) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return np.where(crop < threshold, 255 - 205 * t, 0).astype(np.uint8)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size
+        return ImageFont.load_default()
+
+
+def sheet(
+    real: np.ndarray,
+    generated: np.ndarray,
+    iou: np.ndarray,
+    fg_mm: np.ndarray,
+    indices: np.ndarray,
+    cube_mm: float,
+    threshold: float = FG_THRESHOLD,
+    max_mm: float = DIFF_MAX_MM,
+) -> Image.Image:
+    """One row per frame index: real crop | generated crop | |difference| (mm), with its IoU and
+    error, titles on top and the colour key below."""
+    s = real.shape[-1] * SHEET_SCALE
+    label_w, title_h, key_h, pad = 150, 28, 84, 6
+    width = label_w + 3 * (s + pad)
+    img = Image.new("RGB", (width, title_h + len(indices) * (s + pad) + key_h), "white")
+    draw = ImageDraw.Draw(img)
+    font, small = _font(16), _font(13)
+    for c, title in enumerate(("real crop", "generated Gen(Ali(z))", "|difference| (mm)")):
+        draw.text((label_w + c * (s + pad) + 4, 6), title, fill="black", font=font)
+    for row, i in enumerate(indices):
+        y = title_h + row * (s + pad)
+        hand = real[i][foreground(real[i], threshold)]
+        lo, hi = (float(hand.min()), float(hand.max())) if hand.size else (-1.0, threshold)
+        tiles = [
+            Image.fromarray(depth_gray(real[i], lo, hi, threshold)).convert("RGB"),
+            Image.fromarray(depth_gray(generated[i], lo, hi, threshold)).convert("RGB"),
+            Image.fromarray(difference_image(generated[i], real[i], cube_mm, threshold, max_mm)),
+        ]
+        for c, tile in enumerate(tiles):
+            img.paste(tile.resize((s, s), Image.NEAREST), (label_w + c * (s + pad), y))
+        fg = "-" if not np.isfinite(fg_mm[i]) else f"{fg_mm[i]:.1f} mm"
+        draw.text((6, y + 6), f"frame {i}\nIoU {iou[i]:.2f}\nfg {fg}", fill="black", font=small, spacing=4)
+    # colour key
+    y = title_h + len(indices) * (s + pad) + 8
+    x0, bar_w = label_w, 2 * s
+    ramp = _viridis(np.linspace(0, 1, bar_w))[None].repeat(14, axis=0).astype(np.uint8)
+    img.paste(Image.fromarray(ramp), (x0, y))
+    for t in np.linspace(0, max_mm, 6):
+        x = x0 + int(t / max_mm * (bar_w - 1))
+        draw.line([(x, y + 14), (x, y + 18)], fill="black")
+        draw.text((x - 6, y + 19), f"{t:g}", fill="black", font=small)
+    draw.text((x0 + bar_w + 10, y), f"mm, both hand (saturates at {max_mm:g})", fill="black", font=small)
+    for k, (rgb, text) in enumerate(
+        ((REAL_ONLY_RGB, "hand only in the real crop"), (GEN_ONLY_RGB, "hand only in the generated crop"))
+    ):
+        yy = y + 38 + 16 * (k % 2)
+        xx = x0 + (k // 2) * 300
+        draw.rectangle([xx, yy, xx + 12, yy + 12], fill=rgb)
+        draw.text((xx + 18, yy - 1), text, fill="black", font=small)
+    draw.text((6, y), f"fg: depth < {threshold:g}", fill="black", font=small)
+    return img
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True, help="released Crossing Net folder (or a run folder)")
+    p.add_argument("--store", type=Path, default=Path("bench/test.h5"), help="test store: poses and crops")
+    p.add_argument("--n", type=int, default=500, help="first N frames of the store")
+    p.add_argument("--sheet", type=Path, help="write the sheet PNG here (e.g. docs/generator.png)")
+    p.add_argument(
+        "--fg-threshold",
+        type=float,
+        default=FG_THRESHOLD,
+        help="hand = normalised depth below this; not 1: tanh outputs never reach the crops' +1 background",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    return p
+
+
+def main(args: argparse.Namespace) -> dict:
+    if args.n <= 0:
+        raise ValueError(f"--n must be positive, got {args.n}")
+    model = LatentPoseModel.from_pretrained(resolve_model_folder(args.checkpoint), args.device)
+    if not isinstance(model, CrossingNet):
+        raise TypeError(f"{args.checkpoint} holds a {model.kind} model, which has no generator")
+    info = read_info(args.store)
+    cfg = model.config
+    if (info.crop.crop_px, info.crop.cube_mm, info.convention.name) != (
+        cfg.crop_px,
+        cfg.cube_mm,
+        cfg.convention,
+    ):
+        raise ValueError(
+            f"{args.store}: {info.crop.crop_px} px crops of {info.crop.cube_mm:g} mm, {info.convention.name} "
+            f"joints; the model draws {cfg.crop_px} px of {cfg.cube_mm:g} mm, {cfg.convention}"
+        )
+    arrays = {k: v[: args.n] for k, v in load_arrays(args.store).items()}
+    frames = frames_from_arrays(arrays, info, cfg.pose_unit_mm)
+    real = frames.depth[:, 0].numpy()
+    generated = generate_from_poses(model, frames)
+    iou = silhouette_iou(generated, real, args.fg_threshold)
+    fg_mm = foreground_error_mm(generated, real, cfg.cube_mm, args.fg_threshold)
+    result = {
+        "benchmark": "generator",
+        "checkpoint": str(args.checkpoint),
+        "store": str(args.store),
+        "frames": len(real),
+        "fg_threshold": args.fg_threshold,
+        "iou": summary(iou),
+        "fg_error_mm": summary(fg_mm),  # frames: those with hand pixels in both crops
+    }
+    if args.sheet is not None:
+        rows = np.linspace(0, len(real) - 1, min(SHEET_ROWS, len(real))).round().astype(int)
+        with atomic_output(args.sheet) as tmp:
+            sheet(real, generated, iou, fg_mm, rows, cfg.cube_mm, args.fg_threshold).save(tmp, format="PNG")
+        result["sheet"] = str(args.sheet)
+    print(
+        f"IoU mean {result['iou']['mean']:.3f} median {result['iou']['median']:.3f}; "
+        f"foreground error mean {result['fg_error_mm']['mean']} mm median {result['fg_error_mm']['median']} mm"
+    )
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

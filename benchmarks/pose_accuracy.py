@@ -1,0 +1,238 @@
+"""Pose accuracy of a released model on every test set, beside the mean-pose predictor and the pose
+VAE's own floor.
+
+Test sets (each skipped, with the reason printed, where its file is missing):
+- synthetic_test: bench/test.h5, our renderer, a seed never trained on (`benchmarks/synth.py`);
+- nyu_poses: bench/nyu_poses.h5, NYU's real test poses rendered by our renderer;
+- second_renderer_detect / second_renderer_labels: an independent renderer's frames
+  (`benchmarks/second_renderer.py`), cropped at the detected centre / at the labels' centre;
+- real_nyu_frame: the one raw NYU test frame in the shared data, from the detected centre.
+
+For each set: the model's mean joint error (community metric, `crossingnets.metrics`) and success
+rate at 20 and 40 mm (fraction of frames whose worst joint is within); the same for the mean-pose
+predictor (the training store's mean joints around the crop centre, predicted for every frame), the
+yardstick a model that learnt nothing reaches; and the pose VAE's reconstruction of the set's own
+labels (encode_pose -> decode_latent), a floor under any estimate through the latent.
+
+    python benchmarks/pose_accuracy.py --checkpoint checkpoints/cn-nyu-synth [--bench bench/]
+
+Prints a markdown table, then one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from crossingnets.camera import get_camera, uvd_to_xyz
+from crossingnets.data.store import StoreInfo, load_arrays, read_info
+from crossingnets.data.training import frames_from_arrays
+from crossingnets.files import read_uvd_text, shared_data_dir
+from crossingnets.inference import HandPoseEstimator
+from crossingnets.metrics import joint_errors_mm, success_rate
+from crossingnets.models import LatentPoseModel
+
+STORE_SETS = {  # test set -> store under --bench
+    "synthetic_test": "test.h5",
+    "nyu_poses": "nyu_poses.h5",
+    "second_renderer_detect": "second_renderer_detect.h5",
+    "second_renderer_labels": "second_renderer_labels.h5",
+}
+REAL_FRAME = "real_nyu_frame"
+SUCCESS_AT_MM = (20.0, 40.0)
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """Crops as stores hold them, with their centres and labels."""
+
+    name: str
+    info: StoreInfo  # convention, camera, crop of the frames
+    arrays: dict[str, np.ndarray]  # depth (N, 1, S, S), joints_xyz (N, J, 3) mm, com_uvd (N, 3)
+
+
+def load_store_set(name: str, path: Path) -> TestSet:
+    return TestSet(name, read_info(path), load_arrays(path))
+
+
+def load_real_frame(estimator: HandPoseEstimator, shared: Path) -> TestSet | str:
+    """NYU test frame 1 (raw depth, its label), cropped at the detected centre by the estimator's
+    own path (`predict_file`: detection, metric-cube crop); a reason string where files are missing."""
+    png = shared / "depth_samples" / "nyu" / "depth_1_0000001.png"
+    labels = shared / "nyu" / "nyu_test_groundtruth_label.txt"
+    missing = [str(p) for p in (png, labels) if not p.is_file()]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    conv = estimator.convention
+    if conv.name != "nyu":
+        return f"the model uses the {conv.name} convention; the real frame is labelled in nyu's"
+    cam = get_camera("nyu")
+    truth = uvd_to_xyz(read_uvd_text(labels, conv.num_joints).joints_uvd[:1], cam)
+    pred = estimator.predict_file(png, "nyu")  # centre detected
+    arrays = {
+        "depth": pred.crop[None, None].astype(np.float32),
+        "joints_xyz": truth.astype(np.float32),
+        "com_uvd": pred.center_uvd[None],
+    }
+    return TestSet(REAL_FRAME, StoreInfo(conv, cam, estimator.crop, 1, {"source": str(png)}), arrays)
+
+
+def relative_joints(arrays: dict[str, np.ndarray], info: StoreInfo) -> np.ndarray:
+    """Labels (N, J, 3) in mm relative to each frame's crop centre."""
+    return arrays["joints_xyz"].astype(np.float64) - uvd_to_xyz(arrays["com_uvd"], info.camera)[:, None]
+
+
+def mean_pose(arrays: dict[str, np.ndarray], info: StoreInfo) -> np.ndarray:
+    """The mean-pose predictor: the mean (J, 3) of a training store's joints around the crop centre, mm."""
+    return relative_joints(arrays, info).mean(axis=0)
+
+
+def mean_pose_errors(mean_rel_mm: np.ndarray, test: TestSet) -> np.ndarray:
+    """(N, J) errors in mm of predicting `mean_rel_mm` (J, 3) around every test crop's centre."""
+    centre = uvd_to_xyz(test.arrays["com_uvd"], test.info.camera)
+    return joint_errors_mm(centre[:, None] + mean_rel_mm[None], test.arrays["joints_xyz"])
+
+
+def model_errors(estimator: HandPoseEstimator, test: TestSet) -> np.ndarray:
+    """(N, J) errors in mm of the model's estimates from the crops (`predict_crops`)."""
+    pred = estimator.predict_crops(test.arrays["depth"], test.arrays["com_uvd"], test.info.camera)
+    return joint_errors_mm(pred.joints_xyz_mm, test.arrays["joints_xyz"])
+
+
+@torch.inference_mode()
+def vae_errors(model: LatentPoseModel, test: TestSet) -> np.ndarray | None:
+    """(N, J) errors in mm of the pose VAE's reconstruction of the labels (encode_pose ->
+    decode_latent), or None for a model without a pose encoder."""
+    frames = frames_from_arrays(test.arrays, test.info, model.config.pose_unit_mm)
+    device = next(model.parameters()).device
+    try:
+        latent = model.encode_pose(frames.pose.to(device), frames.root.to(device))
+    except NotImplementedError:
+        return None
+    joints = model.decode_latent(latent).cpu().numpy() + frames.center_xyz.numpy()[:, None]
+    return joint_errors_mm(joints, test.arrays["joints_xyz"])
+
+
+def figures(errors_mm: np.ndarray) -> dict[str, float]:
+    """(N, J) errors -> mean joint error and success rates at SUCCESS_AT_MM."""
+    rates = success_rate(errors_mm, np.array(SUCCESS_AT_MM))
+    return {
+        "mean_mm": float(errors_mm.mean()),
+        **{f"success_{t:g}mm": float(r) for t, r in zip(SUCCESS_AT_MM, rates, strict=True)},
+    }
+
+
+def evaluate_set(
+    estimator: HandPoseEstimator, test: TestSet, mean_rel_mm: np.ndarray | None
+) -> dict[str, object]:
+    """Every figure of one test set."""
+    if test.info.convention.name != estimator.convention.name:
+        raise ValueError(
+            f"{test.name}: labels use the {test.info.convention.name} convention, "
+            f"the model {estimator.convention.name}"
+        )
+    if (test.info.crop.crop_px, test.info.crop.cube_mm) != (estimator.crop.crop_px, estimator.crop.cube_mm):
+        raise ValueError(
+            f"{test.name}: {test.info.crop.crop_px} px crops of a {test.info.crop.cube_mm:g} mm cube; the "
+            f"model reads {estimator.crop.crop_px} px of {estimator.crop.cube_mm:g} mm"
+        )
+    out: dict[str, object] = {
+        "frames": len(test.arrays["depth"]),
+        "model": figures(model_errors(estimator, test)),
+    }
+    out["mean_pose"] = None if mean_rel_mm is None else figures(mean_pose_errors(mean_rel_mm, test))
+    if out["mean_pose"] is not None:
+        # < 1: better than predicting the mean pose; the fraction of the mean pose's error left
+        out["model_over_mean_pose"] = out["model"]["mean_mm"] / out["mean_pose"]["mean_mm"]
+    vae = vae_errors(estimator.model, test)
+    out["vae_mm"] = None if vae is None else float(vae.mean())
+    return out
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    def mm(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1f}"
+
+    lines = [
+        "| test set | frames | model (mm) | <= 20 mm | <= 40 mm | mean pose (mm) | model / mean pose | VAE (mm) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        m, p = r["model"], r["mean_pose"]
+        ratio = r.get("model_over_mean_pose")
+        lines.append(
+            f"| {name} | {r['frames']} | {m['mean_mm']:.1f} | {m['success_20mm']:.1%} | {m['success_40mm']:.1%} "
+            f"| {mm(p and p['mean_mm'])} | {'-' if ratio is None else f'{ratio:.2f}'} | {mm(r['vae_mm'])} |"
+        )
+    return "\n".join(lines)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True, help="released model folder (or a run folder)")
+    p.add_argument("--bench", type=Path, default=Path("bench"), help="folder of the test stores")
+    p.add_argument(
+        "--train-store",
+        type=Path,
+        help="store whose mean pose is the baseline predictor (default: BENCH/train.h5)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    return p
+
+
+def main(args: argparse.Namespace) -> dict:
+    estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device)
+    train_store = args.train_store or args.bench / "train.h5"
+    mean_rel = None
+    if train_store.is_file():
+        info = read_info(train_store)
+        if info.convention.name != estimator.convention.name:
+            raise ValueError(
+                f"{train_store} uses the {info.convention.name} convention, the model {estimator.convention.name}"
+            )
+        mean_rel = mean_pose(load_arrays(train_store), info)
+    else:
+        print(f"no mean-pose predictor: training store {train_store} not found")
+    skipped: dict[str, str] = {}
+    sources: dict[str, object] = {}
+    for name, file in STORE_SETS.items():
+        path = args.bench / file
+        if path.is_file():
+            sources[name] = path
+        else:
+            skipped[name] = f"{path} not found"
+    sources[REAL_FRAME] = None  # loaded in the loop (it runs the model to find the hand)
+    results: dict[str, dict] = {}
+    bar = tqdm(sources.items(), desc="test sets", unit="set")
+    for name, path in bar:
+        bar.set_postfix_str(name)
+        test = (
+            load_store_set(name, path) if path is not None else load_real_frame(estimator, shared_data_dir())
+        )
+        if isinstance(test, str):
+            skipped[name] = test
+            continue
+        results[name] = evaluate_set(estimator, test, mean_rel)
+        bar.write(f"{name}: {results[name]['model']['mean_mm']:.1f} mm")
+    for name, reason in skipped.items():
+        print(f"skipped {name}: {reason}")
+    print(markdown_table(results))
+    result = {
+        "benchmark": "pose_accuracy",
+        "checkpoint": str(args.checkpoint),
+        "train_store": str(train_store) if mean_rel is not None else None,
+        "sets": results,
+        "skipped": skipped,
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

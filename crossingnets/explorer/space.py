@@ -1,0 +1,169 @@
+"""The latent space every tab shows: a loaded model and what the explorer derives from it once.
+
+The shared latent z (the paper's z_y: 20-d VAE code + 3-d root offset, (L,) = (23,)) is moved
+along the principal directions of the training latents, stored with the checkpoint
+(`crossingnets.checkpoint.LatentStats`); slider values are PCA coefficients in standard
+deviations of their direction. `Explorer` bundles the model with those axes, their labels and the
+example frames' latents, so each tab module (upload, latent, walk) takes one argument for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from crossingnets.checkpoint import LatentStats
+from crossingnets.data.depth_file import DEFAULT_LIMITS, UploadLimits
+from crossingnets.data.preprocess import CropConfig
+from crossingnets.explorer.examples import example_camera
+from crossingnets.hand.conventions import FINGERS, Convention
+
+if TYPE_CHECKING:  # the model is passed in; importing this module loads no torch model code
+    from crossingnets.inference import HandPoseEstimator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExplorerConfig:
+    pca_sliders: int = 8  # principal directions shown as sliders (the rest in the raw panel)
+    walk_steps: int = 16  # default number of latent points of a walk
+    max_walk_steps: int = 64  # bound on a requested walk
+    random_step_sigma: float = 0.35  # random walk: step std per PCA direction, in its std
+    random_walk_pull: float = 0.1  # random walk: fraction of the way back to the mean per step
+    gif_frame_ms: int = 120  # frame duration of the exported walk GIF
+    mesh_ik_iterations: int = 120  # IK of the GLB download: synthetic hands fit to 0.1-0.2 mm mean, 2-3 s
+    limits: UploadLimits = DEFAULT_LIMITS
+
+
+@dataclass(frozen=True)
+class LatentAxes:
+    """The principal directions of the training latents, as slider coordinates."""
+
+    components: np.ndarray  # (K, L) unit rows, by decreasing variance
+    mean: np.ndarray  # (L,)
+    sigma: np.ndarray  # (K,) standard deviation along each direction
+    ratio: np.ndarray  # (K,) fraction of the variance along each direction
+    low: np.ndarray  # (L,) raw slider bounds per dimension
+    high: np.ndarray  # (L,)
+
+    @classmethod
+    def from_stats(cls, stats: LatentStats) -> LatentAxes:
+        # Raw sliders: the training range widened by half its span on each side (room to extrapolate).
+        span = np.maximum(stats.max - stats.min, 1e-3)
+        return cls(
+            components=np.asarray(stats.components, np.float64),
+            mean=np.asarray(stats.mean, np.float64),
+            sigma=np.sqrt(np.maximum(stats.explained_variance, 1e-12)),
+            ratio=np.asarray(stats.explained_variance_ratio, np.float64),
+            low=np.asarray(stats.min - 0.5 * span, np.float64),
+            high=np.asarray(stats.max + 0.5 * span, np.float64),
+        )
+
+    @property
+    def latent_dims(self) -> int:
+        return self.mean.shape[0]
+
+    def to_sigmas(self, z: np.ndarray) -> np.ndarray:
+        """(..., L) latent -> (..., K) coefficients along the directions, in their std."""
+        return (np.asarray(z, np.float64) - self.mean) @ self.components.T / self.sigma
+
+    def with_sigmas(self, z: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+        """Replace the first len(sigmas) coefficients of `z` (L,); the others and any part of `z`
+        outside the PCA span are kept, so moving one slider moves z along one direction only."""
+        z = np.asarray(z, np.float64)
+        sigmas = np.asarray(sigmas, np.float64)
+        k = len(sigmas)
+        delta = (sigmas - self.to_sigmas(z)[:k]) * self.sigma[:k]
+        return z + delta @ self.components[:k]
+
+    def sample(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
+        """(n, L) latents drawn from the Gaussian of the training latents (PCA space)."""
+        coeffs = rng.standard_normal((n, len(self.sigma))) * self.sigma
+        return self.mean + coeffs @ self.components
+
+
+def describe_directions(
+    estimator: HandPoseEstimator, axes: LatentAxes, convention: Convention, count: int
+) -> list[str]:
+    """A label per principal direction saying what it changes, from the poses it decodes to.
+
+    Decodes mean +- 2 std along each direction and reports the hand's move (root) and the
+    fingers whose joints move most relative to the root, in mm.
+    """
+    labels = []
+    finger_of = np.array(convention.fingers)
+    for k in range(count):
+        ends = axes.mean + np.outer([-2.0, 2.0], axes.sigma[k] * axes.components[k])
+        joints = estimator.decode_latent(ends)  # (2, J, 3) mm about the crop centre
+        root = joints[:, convention.root]
+        shift = float(np.linalg.norm(root[1] - root[0]))
+        local = np.linalg.norm((joints[1] - root[1]) - (joints[0] - root[0]), axis=-1)  # (J,)
+        moves = {f: float(local[finger_of == f].max()) for f in FINGERS if (finger_of == f).any()}
+        top = sorted(moves, key=moves.get, reverse=True)[:2]
+        what = ", ".join(f"{f} {moves[f]:.0f} mm" for f in top)
+        labels.append(f"PC{k + 1} ({100 * axes.ratio[k]:.0f}% var): hand moves {shift:.0f} mm; {what}")
+    return labels
+
+
+@dataclass(frozen=True)
+class Explorer:
+    """A loaded model and what the explorer derives from it once."""
+
+    estimator: HandPoseEstimator
+    convention: Convention
+    crop: CropConfig
+    axes: LatentAxes
+    labels: tuple[str, ...]  # one per PCA slider: what the direction changes
+    examples: dict[str, np.ndarray]  # example file name -> its estimated latent (L,)
+    example_paths: dict[str, Path]
+    config: ExplorerConfig
+
+    @classmethod
+    def load(
+        cls,
+        checkpoint: str | os.PathLike,
+        examples_dir: str | os.PathLike | None,
+        config: ExplorerConfig | None = None,
+    ) -> Explorer:
+        """Load a released-weights folder (with its latent PCA) and estimate the examples once,
+        which also warms the network up so the first user request is as fast as the next."""
+        from crossingnets.inference import HandPoseEstimator  # torch model code, loaded on demand
+
+        config = ExplorerConfig() if config is None else config
+        estimator = HandPoseEstimator.from_pretrained(checkpoint)
+        if estimator.model.kind != "crossingnet":  # baselines have no generator nor smoothness head
+            raise ValueError(
+                f"checkpoint {checkpoint} is a {estimator.model.kind!r} baseline; the explorer needs a Crossing Net"
+            )
+        stats = estimator.latent_stats
+        if stats is None:
+            raise ValueError(
+                f"checkpoint {checkpoint} has no latent statistics (latent_stats.safetensors); "
+                "the explorer needs the PCA of the training latents"
+            )
+        convention, crop = estimator.convention, estimator.crop
+        axes = LatentAxes.from_stats(stats)
+        count = min(config.pca_sliders, len(axes.sigma))
+        paths = sorted(Path(examples_dir).iterdir()) if examples_dir is not None else []
+        latents = {
+            p.name: estimator.predict_file(p, example_camera(p), limits=config.limits).latent for p in paths
+        }
+        log.info(
+            "loaded %s (%s, %d px crops), %d examples", checkpoint, convention.name, crop.crop_px, len(paths)
+        )
+        return cls(
+            estimator=estimator,
+            convention=convention,
+            crop=crop,
+            axes=axes,
+            labels=tuple(describe_directions(estimator, axes, convention, count)),
+            examples=latents,
+            example_paths={p.name: p for p in paths},
+            config=config,
+        )

@@ -1,0 +1,184 @@
+"""The walk tab: a path through the latent space -> the poses and depth maps along it, and how far
+the smoothness head thinks each step is (the paper's L_smo asks: as far as in the latent).
+
+Pure functions first (latent paths, decoding and rendering a walk, its figures and GIF), then the
+tab's view, which `app/ui.py` wires.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from crossingnets.data.preprocess import CropConfig
+from crossingnets.draw import draw_skeleton
+from crossingnets.explorer.figures import (
+    Figure,
+    crop_image,
+    crop_scale,
+    figure_page,
+    generated_to_crop,
+    iframe,
+    smoothness_figure,
+    walk_figure,
+)
+from crossingnets.explorer.space import Explorer, LatentAxes
+from crossingnets.files import atomic_output
+from crossingnets.hand.conventions import Convention
+
+if TYPE_CHECKING:  # the model is passed in; importing this module loads no torch model code
+    from crossingnets.inference import HandPoseEstimator
+
+WALK_MODES = ("two random samples", "two examples", "uploaded image -> random sample", "random walk")
+
+
+def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int) -> np.ndarray:
+    """(steps, L) points on the straight line from z_a to z_b, both ends included."""
+    if steps < 2:
+        raise ValueError(f"a walk needs at least 2 steps, got {steps}")
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    return (1 - t) * np.asarray(z_a, np.float64) + t * np.asarray(z_b, np.float64)
+
+
+def random_walk(
+    axes: LatentAxes, start: np.ndarray, steps: int, rng: np.random.Generator, step_sigma: float, pull: float
+) -> np.ndarray:
+    """(steps, L) a random walk in PCA space from `start`: Gaussian steps of `step_sigma` std per
+    direction, pulled a fraction `pull` back to the mean each step so it stays among training latents."""
+    if steps < 2:
+        raise ValueError(f"a walk needs at least 2 steps, got {steps}")
+    c = axes.to_sigmas(start)
+    rest = np.asarray(start, np.float64) - axes.mean - (c * axes.sigma) @ axes.components
+    out = [np.asarray(start, np.float64)]
+    for _ in range(steps - 1):
+        c = (1 - pull) * c + step_sigma * rng.standard_normal(c.shape)
+        out.append(axes.mean + rest + (c * axes.sigma) @ axes.components)
+    return np.stack(out)
+
+
+@dataclass(frozen=True)
+class Walk:
+    latents: np.ndarray  # (T, L)
+    joints_mm: np.ndarray  # (T, J, 3) about the crop centre
+    generated: np.ndarray  # (T, S, S) crops, background at +1
+    latent_distance: np.ndarray  # (T-1,) |z_t+1 - z_t|
+    smoothness_distance: np.ndarray  # (T-1,) |smo(Gen(z_t), Gen(z_t+1))|, the smoothness head's estimate
+
+
+def run_walk(estimator: HandPoseEstimator, latents: np.ndarray) -> Walk:
+    """Decode and render every point of a walk (T, L) and measure consecutive distances."""
+    latents = np.asarray(latents, np.float64)
+    raw = np.asarray(estimator.generate_depth(latents))
+    smo = np.linalg.norm(estimator.smoothness_distance(raw[:-1], raw[1:]), axis=1)  # smo(a, b): (T-1, L)
+    return Walk(
+        latents=latents,
+        joints_mm=np.asarray(estimator.decode_latent(latents), np.float64),
+        generated=generated_to_crop(raw),
+        latent_distance=np.linalg.norm(np.diff(latents, axis=0), axis=1),
+        smoothness_distance=smo,
+    )
+
+
+def centered_to_crop_uv(joints_mm: np.ndarray, crop: CropConfig) -> np.ndarray:
+    """(..., J, 3) joints relative to the crop centre (mm) -> (..., J, 2) crop pixels.
+
+    Orthographic: exact for points at the centre's depth, within a few percent across the cube,
+    which is enough to draw the skeleton of a latent point (it has no camera) over its depth map.
+    """
+    half = 0.5 * crop.cube_mm
+    return np.asarray(joints_mm)[..., :2] / half * (crop.crop_px / 2) + (crop.crop_px - 1) / 2
+
+
+def png_data_uri(image: Image.Image) -> str:
+    """An image as a PNG data URI, which a Plotly animation frame can show without a file."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def walk_frames(walk: Walk, convention: Convention, crop: CropConfig) -> list[Image.Image]:
+    """Per step, the generated depth crop with the decoded skeleton drawn over it."""
+    uv = centered_to_crop_uv(walk.joints_mm, crop)
+    scale = crop_scale(crop.crop_px)
+    return [draw_skeleton(g, j, convention, scale) for g, j in zip(walk.generated, uv, strict=True)]
+
+
+def walk_figures(
+    walk: Walk, convention: Convention, crop: CropConfig, frame_ms: int
+) -> tuple[Figure, Figure]:
+    """(animated skeleton + depth maps, smoothness-vs-latent-distance plot) of a walk."""
+    uris = [png_data_uri(crop_image(g)) for g in walk.generated]
+    animation = walk_figure(walk.joints_mm, uris, convention, 0.5 * crop.cube_mm, frame_ms)
+    return animation, smoothness_figure(walk.latent_distance, walk.smoothness_distance)
+
+
+def write_gif(frames: list[Image.Image], path: str | os.PathLike, frame_ms: int) -> Path:
+    """An animated, looping GIF of `frames`, written atomically."""
+    with atomic_output(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tab
+
+
+@dataclass(frozen=True)
+class WalkView:
+    animation_html: str  # an iframe: Plotly frames of skeletons and generated depth maps
+    smoothness: Figure  # smoothness head's distance vs latent distance per step
+    gif: Path  # the walk as an animated GIF
+    summary: str  # Markdown
+
+
+def walk_latents(
+    ex: Explorer,
+    mode: str,
+    steps: int,
+    seed: int,
+    upload_latent: np.ndarray | None,
+    example_a: str | None,
+    example_b: str | None,
+) -> np.ndarray:
+    """The (steps, L) latent points of a walk of the given mode (one of WALK_MODES)."""
+    if not 2 <= steps <= ex.config.max_walk_steps:
+        raise ValueError(f"a walk has 2 to {ex.config.max_walk_steps} steps, got {steps}")
+    rng = np.random.default_rng(seed)
+    if mode == "two random samples":
+        a, b = ex.axes.sample(rng, 2)
+        return interpolate(a, b, steps)
+    if mode == "two examples":
+        missing = [e for e in (example_a, example_b) if e not in ex.examples]
+        if missing:
+            raise ValueError(f"choose two examples among {sorted(ex.examples)}; got {missing[0]!r}")
+        return interpolate(ex.examples[example_a], ex.examples[example_b], steps)
+    if mode == "uploaded image -> random sample":
+        if upload_latent is None:
+            raise ValueError("upload a depth image first (upload tab); the walk starts from its latent")
+        return interpolate(upload_latent, ex.axes.sample(rng)[0], steps)
+    if mode == "random walk":
+        start = ex.axes.mean if upload_latent is None else np.asarray(upload_latent, np.float64)
+        cfg = ex.config
+        return random_walk(ex.axes, start, steps, rng, cfg.random_step_sigma, cfg.random_walk_pull)
+    raise ValueError(f"unknown walk mode {mode!r}; expected one of {WALK_MODES}")
+
+
+def walk_view(ex: Explorer, latents: np.ndarray, out_dir: str | os.PathLike, plotly_js_url: str) -> WalkView:
+    """A walk's latent points -> its animation, smoothness plot and GIF."""
+    walk = run_walk(ex.estimator, latents)
+    frame_ms = ex.config.gif_frame_ms
+    animation, smoothness = walk_figures(walk, ex.convention, ex.crop, frame_ms)
+    gif = write_gif(walk_frames(walk, ex.convention, ex.crop), Path(out_dir) / "walk.gif", frame_ms)
+    ratio = walk.smoothness_distance / np.maximum(walk.latent_distance, 1e-9)
+    summary = (
+        f"{len(latents)} steps · latent path length {walk.latent_distance.sum():.2f} · "
+        f"smoothness / latent distance: median {np.median(ratio):.2f} (L_smo asks 1)"
+    )
+    return WalkView(iframe(figure_page(animation, plotly_js_url), 520), smoothness, gif, summary)

@@ -1,0 +1,153 @@
+"""Residual networks of the release architecture: a discriminator whose posterior head is deeper
+than the trunk the generated crops go through, and an upsampling generator.
+
+The paper's networks (32 channels everywhere, kernel-6 stride-2 convolutions) learned too slowly
+on 2 CPU cores (issue 11: 42.5 mm after a 27-minute run). A pre-activation-free ResNet
+(He et al. 2016) gives the posterior head capacity where it pays, while the GAN and smoothness
+heads stay light, so the adversarial terms cost a fraction of a step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from crossingnets.models.discriminator import mlp
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3(stride) + BN + ReLU + conv3x3 + BN, plus the input (1x1 conv when the shape changes)."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and in_channels == channels
+            else nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
+            )
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, C, H / stride, W / stride)."""
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+def down_path(in_channels: int, widths: list[int]) -> nn.Sequential:
+    """One stride-2 residual block per entry of `widths`."""
+    blocks, c = [], in_channels
+    for w in widths:
+        blocks.append(ResidualBlock(c, w, stride=2))
+        c = w
+    return nn.Sequential(*blocks)
+
+
+class ResNetHead(nn.Module):
+    """Stride-2 residual blocks down to (C, f, f), flattened to F = C*f*f, then `top`."""
+
+    def __init__(self, in_channels: int, widths: list[int], top: nn.Module) -> None:
+        super().__init__()
+        self.convs = down_path(in_channels, widths)
+        self.top = top
+
+    def forward_features(self, trunk_map: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, h) -> (B, F)."""
+        return self.convs(trunk_map).flatten(1)
+
+    def forward(self, trunk_map: torch.Tensor) -> torch.Tensor:
+        return self.top(self.forward_features(trunk_map))
+
+
+class ResNetDiscriminator(nn.Module):
+    """Trunk (B, 1, S, S) -> (B, 2w, S/4, S/4); heads of stride-2 blocks down to (C, 4, 4).
+
+    Posterior head: widths 4w, 8w, ... (deep, wide FC); GAN and smoothness heads: 2w throughout.
+    Same interface as `Discriminator`.
+    """
+
+    def __init__(
+        self, width: int, crop_px: int, latent_dims: int, posterior_hidden: int, smo_hidden: int
+    ) -> None:
+        super().__init__()
+        w = width
+        self.trunk = nn.Sequential(
+            nn.Conv2d(1, w, 3, 2, 1, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            ResidualBlock(w, 2 * w, 2),
+        )
+        n_head = _halvings(crop_px // 4, 4)
+        post = [min(4 * w * 2**i, 16 * w) for i in range(n_head)]
+        light = [2 * w] * n_head
+        self.posterior = ResNetHead(2 * w, post, mlp(post[-1] * 16, posterior_hidden, latent_dims))
+        self.gan = ResNetHead(2 * w, light, nn.Linear(2 * w * 16, 1))
+        self.smoothness = ResNetHead(2 * w, light, mlp(2 * w * 16, smo_hidden, latent_dims))
+
+    def forward_trunk(self, depth: torch.Tensor) -> torch.Tensor:
+        return self.trunk(depth)
+
+    def forward_gan(self, trunk_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.gan.forward_features(trunk_map)
+        return self.gan.top(features).squeeze(1), features
+
+    def forward_posterior(self, trunk_map: torch.Tensor) -> torch.Tensor:
+        return self.posterior(trunk_map)
+
+    def forward_smoothness(self, trunk_map: torch.Tensor) -> torch.Tensor:
+        return self.smoothness(trunk_map)
+
+    def forward(self, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.forward_trunk(depth)
+        return self.forward_gan(h)[0], self.forward_posterior(h), self.forward_smoothness(h)
+
+
+def _halvings(size: int, target: int) -> int:
+    n = 0
+    while size > target:
+        size //= 2
+        n += 1
+    if size != target:
+        raise ValueError(f"crop side must be 4 * 4 * 2^k px, got a trunk map of {size * 2**n} px")
+    return n
+
+
+class UpsamplingGenerator(nn.Module):
+    """tanh(latent) -> FC -> (8w, 4, 4) -> [nearest x2, conv3x3, BN, ReLU] halving the width down to
+    w -> conv3x3 -> tanh crop (B, 1, S, S). Nearest upsampling + conv avoids the checkerboard of
+    transposed convolutions (Odena et al. 2016), which shows as noise on a depth map."""
+
+    def __init__(self, latent_dims: int, width: int, crop_px: int) -> None:
+        super().__init__()
+        n_up = _halvings(crop_px, 4)
+        widths = [max(8 * width // 2**i, width) for i in range(n_up + 1)]
+        self.first = widths[0]
+        self.fc = nn.Sequential(
+            nn.Linear(latent_dims, widths[0] * 16, bias=False), nn.BatchNorm1d(widths[0] * 16), nn.ReLU(True)
+        )
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(a, b, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(b),
+                nn.ReLU(True),
+            ]
+        self.up = nn.Sequential(*layers)
+        self.out = nn.Conv2d(widths[-1], 1, 3, 1, 1)
+
+    def forward_features(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.tanh(latent)).view(-1, self.first, 4, 4)
+
+    def forward_upsample(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.out(self.up(features)))
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """(B, L) -> (B, 1, S, S) in (-1, 1)."""
+        return self.forward_upsample(self.forward_features(latent))

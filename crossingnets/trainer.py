@@ -1,0 +1,340 @@
+"""The training loop, generic over the models: stages, epochs, checkpoints, metrics, processes.
+
+Each model names its stages, their optimiser groups and their named losses
+(`crossingnets.models.base`); the Trainer runs the stages of its config in order, each for
+`epochs_<stage>` epochs of len(train) / batch_size steps, with fresh optimisers per stage (Adam or
+AdamW; a constant or one-cycle learning rate over the stage). After each epoch it re-estimates
+batch-norm statistics on real crops, validates and writes one JSON line of metrics; after each
+stage it swaps in the weights' moving average (if `ema_decay`) and releases the weights.
+
+Run folder: `config.json` (model and training configs), `metrics.jsonl` (one line per epoch),
+`checkpoint.pt` (training state, atomic, `--resume`), `model/` (released weights after each stage).
+Under torchrun, gradients are averaged over processes after every backward pass (gloo on CPUs,
+NCCL on GPUs) and rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from crossingnets.checkpoint import save_training_state
+from crossingnets.data.training import TrainData, batch_indices, mix_seed
+from crossingnets.distributed import Dist, all_mean, check_replicas_in_sync
+from crossingnets.models import LatentPoseModel, TrainStep
+from crossingnets.models.batchnorm import recompute_running_stats, trains_batch_norm
+from crossingnets.recipes import TrainConfig
+from crossingnets.validation import latent_stats, validate
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.jsonl"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the run stops."""
+
+
+class Trainer:
+    """Runs the stages of `cfg` on `data`, writing into `out`; see the module docstring."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: TrainData,
+        out: Path,
+        model: LatentPoseModel,
+        ddp: Dist,
+        paths: dict[str, str | None],
+        progress: bool = True,
+        tensorboard: bool = False,
+    ) -> None:
+        self.cfg, self.data, self.out, self.model, self.ddp, self.paths = cfg, data, out, model, ddp, paths
+        self.progress = progress and ddp.main
+        self.stage_index = self.epoch = self.step = self.global_step = 0
+        self.sums: dict[str, float] = {}  # this epoch's loss sums, and the steps that reported
+        self.counts: dict[str, int] = {}  # each loss (the joint warm-up reports fewer losses)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.ema: dict[str, torch.Tensor] = {}  # moving average of the stage's trained parameters
+        self.last_val: dict[str, float] = {}
+        self.writer = _tensorboard_writer(out) if tensorboard and ddp.main else None
+        self.elapsed_before, self.started = 0.0, time.perf_counter()  # wall time over resumes
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        model.to(ddp.device, memory_format=self.memory_format)
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def stage(self) -> str:
+        return self.cfg.stages[self.stage_index]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "train_config": asdict(self.cfg),
+            "model_config": self.model.config.to_dict(),
+            "paths": self.paths,
+            "stage_index": self.stage_index,
+            "epoch": self.epoch,
+            "step": self.step,
+            "global_step": self.global_step,
+            "sums": dict(self.sums),
+            "counts": dict(self.counts),
+            "last_val": dict(self.last_val),
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "ema": dict(self.ema),
+            "rng_cpu": torch.get_rng_state(),
+            "elapsed_s": self.elapsed_s,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"], strict=True)
+        for key in ("stage_index", "epoch", "step", "global_step"):
+            setattr(self, key, int(state[key]))
+        self.sums, self.last_val = dict(state["sums"]), dict(state["last_val"])
+        # Checkpoints saved before loss counts and wall time were kept: every loss counted every step.
+        self.counts = dict(state.get("counts", {k: self.step for k in self.sums if k != "steps"}))
+        self.sums.pop("steps", None)
+        if state["optimizers"]:  # none between stages: run() starts the next one afresh
+            self._make_optimizers(self.stage)
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+        self.ema = dict(state.get("ema", {}))
+        torch.set_rng_state(state["rng_cpu"])
+        self.elapsed_before, self.started = float(state.get("elapsed_s", 0.0)), time.perf_counter()
+
+    def save(self) -> None:
+        self._sync_buffers()
+        if self.ddp.main:
+            save_training_state(self.state_dict(), self.out / CHECKPOINT_FILE)
+
+    def _make_optimizers(self, stage: str) -> None:
+        c = self.cfg
+        make = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+        extra = {"weight_decay": c.weight_decay} if c.optimizer == "adamw" else {}
+        self.optimizers = {
+            k: make(ps, lr=c.peak_lr(stage), betas=(c.beta1, 0.999), **extra)
+            for k, ps in self.model.param_groups(stage).items()
+        }
+
+    def _trained_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """The stage's trained parameters by name (what the moving average follows)."""
+        ids = {id(p) for o in self.optimizers.values() for g in o.param_groups for p in g["params"]}
+        return {n: p for n, p in self.model.named_parameters() if id(p) in ids}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.cfg.ema_decay <= 0:
+            return
+        params = self._trained_parameters()
+        if not self.ema:
+            self.ema = {n: p.detach().clone() for n, p in params.items()}
+            return
+        for n, p in params.items():
+            self.ema[n].lerp_(p.detach(), 1.0 - self.cfg.ema_decay)
+
+    @torch.no_grad()
+    def _swap_in_ema(self) -> None:
+        """End of stage: the moving average replaces the weights; batch norm is re-estimated for it."""
+        params = dict(self.model.named_parameters())
+        for n, v in self.ema.items():
+            params[n].copy_(v)
+        self.ema = {}
+        recompute_running_stats(
+            self.model.depth_reader, self.data.images, self.cfg.bn_frames, self.cfg.batch_size,
+            self.ddp.device, self.memory_format,
+        )  # fmt: skip
+        self._sync_buffers()
+        if self.ddp.main and self.data.val is not None:
+            self.last_val = validate(self.model, self.data.val, self.memory_format)
+            with open(self.out / METRICS_FILE, "a") as f:
+                f.write(json.dumps({"stage": self.stage, "ema": True, "global_step": self.global_step,
+                                    "elapsed_s": self.elapsed_s, **self.last_val}) + "\n")  # fmt: skip
+
+    def _sync_buffers(self) -> None:
+        """Average batch-norm statistics over processes, so every replica saves the same model."""
+        all_mean([b for b in self.model.buffers() if b.is_floating_point()], self.ddp.world)
+
+    # -- loop ----------------------------------------------------------------------------------
+    def steps_per_epoch(self) -> int:
+        """Every stage's epoch is len(train) frames' worth of steps, whatever it draws from (the few
+        labeled frames repeat, the image pool is sampled): equal steps at every label fraction and
+        with or without the unlabeled pool, so runs compare at equal compute."""
+        return max(1, len(self.data.train) // (self.cfg.batch_size * self.ddp.world))
+
+    def run(self, max_steps: int | None = None) -> dict[str, Any]:
+        """Train until done, or until `max_steps` optimisation steps in all (then checkpoint)."""
+        stop_at = None if max_steps is None else self.global_step + max_steps
+        while self.stage_index < len(self.cfg.stages):
+            stage, epochs = self.stage, self.cfg.epochs(self.stage)
+            if self.epoch == 0 and self.step == 0:
+                self.start_stage(stage)
+            steps = self.steps_per_epoch()
+            while self.epoch < epochs:
+                t0, step0 = time.perf_counter(), self.step
+                bar = tqdm(
+                    total=steps, initial=self.step, desc=f"{stage} {self.epoch + 1}/{epochs}",
+                    disable=not self.progress, leave=False, dynamic_ncols=True,
+                )  # fmt: skip
+                with bar:
+                    while self.step < steps:
+                        if stop_at is not None and self.global_step >= stop_at:
+                            self.save()
+                            return self.summary(finished=False)
+                        losses = self.train_step(stage)
+                        self._record(losses, bar)
+                        if self.global_step % self.cfg.save_every == 0:
+                            self.save()
+                self._end_epoch(stage, steps, (self.step - step0) / max(time.perf_counter() - t0, 1e-9))
+            self._end_stage(stage)
+        if self.ddp.world > 1:
+            check_replicas_in_sync(self.model)
+        if self.writer is not None:
+            self.writer.close()
+        return self.summary(finished=True)
+
+    def start_stage(self, stage: str) -> None:
+        """Fresh optimisers for `stage` (and the PCA initialisation of the pose layers it trains)."""
+        if stage in self.model.pca_stages:
+            pca = self.model.init_from_pca(self.data.train.pose[self.data.labeled].numpy())
+            log.info("%s stage: pose layers initialised from a %d-component PCA", stage, pca.n_components_)
+        self._make_optimizers(stage)
+        self.sums, self.counts = {}, {}
+
+    def train_step(self, stage: str) -> dict[str, torch.Tensor]:
+        """One optimisation step of `stage` at the current (epoch, step); returns the losses."""
+        self.model.train()
+        rng = torch.Generator(self.ddp.device).manual_seed(
+            mix_seed(self.cfg.seed, self.global_step, self.ddp.rank)
+        )
+        stage_step = self.epoch * self.steps_per_epoch() + self.step
+        lr = self.cfg.lr_at(stage, stage_step, self.cfg.epochs(stage) * self.steps_per_epoch())
+        for o in self.optimizers.values():
+            for g in o.param_groups:
+                g["lr"] = lr
+        step = TrainStep(self.cfg, self._batch, rng, self._optimise, stage_step, self.memory_format)
+        with torch.autocast(self.ddp.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            losses = self.model.training_step(stage, step)
+        self._update_ema()
+        return losses
+
+    def _batch(self, stream: str) -> dict[str, torch.Tensor]:
+        """This step's batch of `stream` (see TrainStep.batch), on the device."""
+        c, d = self.cfg, self.data
+        pool = len(d.images) if stream == "images" else len(d.labeled)
+        idx = batch_indices(
+            pool, c.batch_size, c.seed, 0 if stream == "images" else 1, self.epoch, self.step,
+            self.ddp.rank, self.ddp.world,
+        )  # fmt: skip
+        dev, mf = self.ddp.device, self.memory_format
+        if stream == "images":
+            return {"depth": d.images[idx].to(dev, memory_format=mf)}
+        i = d.labeled[idx]
+        return {
+            "depth": d.train.depth[i].to(dev, memory_format=mf),
+            "pose": d.train.pose[i].to(dev),
+            "root": d.train.root[i].to(dev),
+        }
+
+    def _optimise(self, name: str, loss: torch.Tensor) -> None:
+        """Backward `loss` into the parameters of optimiser `name`, average them over processes, step."""
+        self.model.zero_grad(set_to_none=True)
+        loss.backward()
+        opt = self.optimizers[name]
+        all_mean(
+            [p.grad for grp in opt.param_groups for p in grp["params"] if p.grad is not None], self.ddp.world
+        )
+        opt.step()
+
+    def _record(self, losses: dict[str, torch.Tensor], bar: tqdm) -> None:
+        names = list(losses)
+        values = torch.stack([losses[k].detach().float() for k in names]).cpu()
+        all_mean([values], self.ddp.world)
+        values = values.tolist()
+        for k, v in zip(names, values, strict=True):
+            if not math.isfinite(v):
+                raise NonFiniteLossError(
+                    f"non-finite {k} loss ({v}) at stage {self.stage}, epoch {self.epoch + 1}, step {self.step + 1}; "
+                    f"stopping. The last checkpoint is {self.out / CHECKPOINT_FILE}; try a lower --lr or drop --bf16"
+                )
+            self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
+        self.step += 1
+        self.global_step += 1
+        bar.update()
+        bar.set_postfix({k: f"{v:.3g}" for k, v in zip(names, values, strict=True)}, refresh=False)
+
+    def _end_epoch(self, stage: str, steps: int, steps_per_s: float) -> None:
+        metrics: dict[str, Any] = {
+            "stage": stage,
+            "epoch": self.epoch + 1,
+            "global_step": self.global_step,
+            **{f"loss_{k}": v / self.counts[k] for k, v in self.sums.items()},
+            "samples_per_s": steps_per_s * self.cfg.batch_size * self.ddp.world,
+            "elapsed_s": self.elapsed_s,
+        }
+        trained = [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
+        if trains_batch_norm(self.model, trained):
+            recompute_running_stats(
+                self.model.depth_reader, self.data.images, self.cfg.bn_frames, self.cfg.batch_size,
+                self.ddp.device, self.memory_format,
+            )  # fmt: skip
+        self._sync_buffers()
+        if self.ddp.main and self.data.val is not None:
+            self.last_val = validate(self.model, self.data.val, self.memory_format)
+            metrics.update(self.last_val)
+        self.epoch, self.step, self.sums, self.counts = self.epoch + 1, 0, {}, {}
+        if self.ddp.main:
+            with open(self.out / METRICS_FILE, "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            if self.writer is not None:
+                for k, v in metrics.items():
+                    if isinstance(v, float):
+                        self.writer.add_scalar(f"{stage}/{k}", v, self.global_step)
+            log.info(
+                "%s",
+                " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()),
+            )
+        self.save()
+
+    def _end_stage(self, stage: str) -> None:
+        if self.ema:
+            self._swap_in_ema()
+        if self.ddp.main:
+            self.model.save_pretrained(
+                self.out / "model",
+                latent_stats=latent_stats(self.model, self.data),
+                metadata={"train_config": asdict(self.cfg), "stages_done": list(self.cfg.stages[: self.stage_index + 1]),
+                          "paths": self.paths, **self.last_val},
+            )  # fmt: skip
+        self.stage_index, self.epoch, self.step, self.optimizers = self.stage_index + 1, 0, 0, {}
+        self.save()
+
+    @property
+    def elapsed_s(self) -> float:
+        """Wall time of the run so far, summed over the processes that resumed it."""
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def summary(self, finished: bool) -> dict[str, Any]:
+        return {
+            "finished": finished,
+            "global_step": self.global_step,
+            "elapsed_s": round(self.elapsed_s, 1),
+            **self.last_val,
+        }
+
+
+def _tensorboard_writer(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise RuntimeError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(out / "tensorboard"))

@@ -1,0 +1,195 @@
+"""The accuracy instruments (benchmarks/pose_accuracy.py, generator.py, time_to_accuracy.py): their
+pure functions against hand-computed values, and each script once end to end on toy data."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from crossingnets.camera import uvd_to_xyz
+from crossingnets.data.store import load_arrays, read_info
+from crossingnets.data.training import frames_from_arrays
+from crossingnets.inference import HandPoseEstimator
+from crossingnets.models import CrossingNet, model_config
+from crossingnets.validation import validate
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name: str):
+    """A benchmark script as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def pa():
+    return _script("pose_accuracy")
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return _script("generator")
+
+
+@pytest.fixture(scope="module")
+def tta():
+    return _script("time_to_accuracy")
+
+
+def tiny_model(seed: int = 0) -> CrossingNet:
+    """A random tiny Crossing Net reading the toy store's crops (32 px, 250 mm, icvl)."""
+    torch.manual_seed(seed)
+    return CrossingNet(model_config("tiny", convention="icvl")).eval()
+
+
+# -- generator: silhouettes and foreground depth ------------------------------------------------
+
+
+def test_iou_and_foreground_error_by_hand(gen):
+    real = np.ones((1, 4, 4))
+    real[0, 0, :4] = 0.0  # hand: the top row
+    generated = np.full((1, 4, 4), 0.999)  # tanh's background: below 1, above the threshold
+    generated[0, 0, :2] = 0.1  # overlaps two hand pixels, 0.1 (15 mm at a 300 mm cube) too far
+    generated[0, 1, :2] = -0.5  # two pixels of hand where the real crop has none
+    iou = gen.silhouette_iou(generated, real)
+    assert iou == pytest.approx([2 / 6])
+    assert gen.foreground_error_mm(generated, real, cube_mm=300.0) == pytest.approx([15.0])
+    # a threshold at 1 would call every generated pixel hand
+    assert gen.silhouette_iou(generated, real, threshold=1.0) == pytest.approx([4 / 16])
+
+
+def test_frames_without_common_hand_are_left_out(gen):
+    real = np.ones((2, 3, 3))
+    real[:, 1, 1] = 0.0
+    generated = np.ones((2, 3, 3))
+    generated[0, 1, 1] = 0.2  # frame 0: 30 mm off at a 300 mm cube; frame 1: no hand drawn
+    fg = gen.foreground_error_mm(generated, real, 300.0)
+    assert fg[0] == pytest.approx(30.0) and np.isnan(fg[1])
+    assert gen.silhouette_iou(generated, real) == pytest.approx([1.0, 0.0])
+    assert gen.summary(fg) == {"mean": pytest.approx(30.0), "median": pytest.approx(30.0), "frames": 1}
+    both_empty = gen.silhouette_iou(np.ones((1, 2, 2)), np.ones((1, 2, 2)))
+    assert both_empty == pytest.approx([1.0])
+
+
+def test_difference_image_colours(gen):
+    real = np.array([[0.0, 0.0], [1.0, 1.0]])
+    generated = np.array([[0.0, 1.0], [0.0, 1.0]])
+    rgb = gen.difference_image(generated, real, cube_mm=300.0, threshold=0.9)
+    assert tuple(rgb[0, 0]) == tuple(gen._VIRIDIS[0].astype(np.uint8))  # both hand, 0 mm
+    assert tuple(rgb[0, 1]) == gen.REAL_ONLY_RGB
+    assert tuple(rgb[1, 0]) == gen.GEN_ONLY_RGB
+    assert tuple(rgb[1, 1]) == (0, 0, 0)
+
+
+def test_generator_script_end_to_end(gen, toy_store, tmp_path):
+    store = toy_store(tmp_path / "toy.h5", 12)
+    tiny_model().save_pretrained(tmp_path / "model")
+    args = gen.get_args_parser().parse_args(
+        ["--checkpoint", str(tmp_path / "model"), "--store", str(store), "--n", "10"]
+    )
+    args.sheet = tmp_path / "sheet.png"
+    result = gen.main(args)
+    assert result["frames"] == 10 and 0.0 <= result["iou"]["mean"] <= 1.0
+    assert Image.open(args.sheet).size[1] > 8 * 32 * gen.SHEET_SCALE
+
+
+# -- pose accuracy: the mean-pose predictor and agreement with the trainer's validation ------
+
+
+def test_mean_pose_predictor_on_a_toy_store(pa, toy_store, tmp_path):
+    path = toy_store(tmp_path / "toy.h5", 16)
+    info, arrays = read_info(path), load_arrays(path)
+    rel = arrays["joints_xyz"] - uvd_to_xyz(arrays["com_uvd"], info.camera)[:, None]
+    mean = pa.mean_pose(arrays, info)
+    np.testing.assert_allclose(mean, rel.mean(axis=0), atol=1e-4)
+    # frames posed exactly as the mean pose around their centres score zero
+    exact = dict(arrays, joints_xyz=(uvd_to_xyz(arrays["com_uvd"], info.camera)[:, None] + mean))
+    assert pa.mean_pose_errors(mean, pa.TestSet("exact", info, exact)).max() == pytest.approx(0.0, abs=1e-6)
+    # moving every joint 10 mm along x costs 10 mm; all frames within 20 mm, none within 5
+    shifted = dict(exact, joints_xyz=exact["joints_xyz"] + [10.0, 0.0, 0.0])
+    errors = pa.mean_pose_errors(mean, pa.TestSet("shifted", info, shifted))
+    assert errors == pytest.approx(np.full_like(errors, 10.0))
+    assert pa.figures(errors) == {"mean_mm": pytest.approx(10.0), "success_20mm": 1.0, "success_40mm": 1.0}
+
+
+def test_model_and_vae_errors_agree_with_training_validation(pa, toy_store, tmp_path):
+    """The benchmark's path (predict_crops; encode_pose -> decode_latent) measures what the trainer's
+    validation measures on the same frames."""
+    path = toy_store(tmp_path / "toy.h5", 20)
+    info, arrays = read_info(path), load_arrays(path)
+    model = tiny_model()
+    test = pa.TestSet("toy", info, arrays)
+    out = pa.evaluate_set(HandPoseEstimator(model), test, pa.mean_pose(arrays, info))
+    val = validate(model, frames_from_arrays(arrays, info, model.config.pose_unit_mm))
+    assert out["model"]["mean_mm"] == pytest.approx(val["val_mm"], rel=1e-4)
+    assert out["vae_mm"] == pytest.approx(val["val_vae_mm"], rel=1e-4)
+    assert out["model_over_mean_pose"] == pytest.approx(out["model"]["mean_mm"] / out["mean_pose"]["mean_mm"])
+
+
+def test_pose_accuracy_script_skips_missing_sets(pa, toy_store, tmp_path, capsys):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    toy_store(bench / "train.h5", 16, seed=1)
+    toy_store(bench / "test.h5", 8, seed=2)
+    tiny_model().save_pretrained(tmp_path / "model")
+    result = pa.main(
+        pa.get_args_parser().parse_args(["--checkpoint", str(tmp_path / "model"), "--bench", str(bench)])
+    )
+    assert set(result["sets"]) == {"synthetic_test"}
+    assert set(result["skipped"]) == {*pa.STORE_SETS, pa.REAL_FRAME} - {"synthetic_test"}
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "skipped nyu_poses" in "\n".join(lines) and json.loads(lines[-1]) == result
+
+
+# -- time to accuracy: reading logs, the target ------------------------------------------------
+
+TRAINER_LOG = [
+    {"stage": "vae", "epoch": 1, "elapsed_s": 60.0, "val_mm": 80.0, "val_vae_mm": 4.0},
+    {"stage": "vae", "epoch": 2, "elapsed_s": 120.0, "val_mm": 79.0, "val_vae_mm": 3.0},
+    {"stage": "joint", "epoch": 1, "elapsed_s": 300.0, "val_mm": 20.0, "gen_iou": 0.5},
+    {"stage": "joint", "epoch": 2, "elapsed_s": 480.0, "val_mm": 11.5},
+    {"stage": "joint", "epoch": 3, "elapsed_s": 600.0, "val_mm": 9.0},
+]
+
+
+def test_time_to_target_and_stages_on_a_toy_log(tta):
+    records = tta.parse_records([json.dumps(d) for d in TRAINER_LOG] + [""])
+    assert tta.time_to_target(records, 12.0) == 480.0
+    assert tta.time_to_target(records, 11.5) == 480.0  # at or below
+    assert tta.time_to_target(records, 5.0) is None
+    assert tta.stage_spans(records) == [("vae", 0.0, 120.0), ("joint", 120.0, 600.0)]
+    assert records[0].vae_mm == 4.0 and records[2].gen_iou == 0.5
+
+
+def test_prototype_keys_and_resumed_runs(tta):
+    lines = [
+        {"phase": "vae", "step": 6000, "elapsed_s": 50.0, "val_mm": 78.0, "vae_mm": 1.8},
+        {"phase": "sup", "step": 500, "elapsed_s": 340.0, "loss": 1.5},  # no validation: time only
+        {"phase": "sup", "step": 1000, "elapsed_s": 600.0, "val_mm": 30.0},
+        {"phase": "sup", "step": 500, "elapsed_s": 340.0, "val_mm": 44.0},  # resumed: replaces the above
+    ]
+    records = tta.parse_records([json.dumps(d) for d in lines])
+    assert [(r.stage, r.elapsed_s, r.val_mm) for r in records] == [("vae", 50.0, 78.0), ("sup", 340.0, 44.0)]
+    assert records[0].vae_mm == 1.8
+    with pytest.raises(ValueError, match="line 2: no numeric elapsed_s"):
+        tta.parse_records(['{"elapsed_s": 1}', '{"val_mm": 3}'], "log")
+
+
+def test_time_to_accuracy_script_end_to_end(tta, tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(d) + "\n" for d in TRAINER_LOG))
+    out = tmp_path / "tta.png"
+    result = tta.main(argparse.Namespace(run=tmp_path, out=out, target=12.0))
+    assert (result["final_val_mm"], result["total_wall_s"], result["time_to_target_s"]) == (9.0, 600.0, 480.0)
+    assert Image.open(out).size == tta.SIZE_PX

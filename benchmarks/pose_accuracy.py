@@ -6,7 +6,10 @@ Test sets (each skipped, with the reason printed, where its file is missing):
 - nyu_poses: bench/nyu_poses.h5, NYU's real test poses rendered by our renderer;
 - second_renderer_detect / second_renderer_labels: an independent renderer's frames
   (`benchmarks/second_renderer.py`), cropped at the detected centre / at the labels' centre;
-- real_nyu_frame: the one raw NYU test frame in the shared data, from the detected centre.
+- real_nyu_frame: the one raw NYU test frame in the shared data, from the detected centre;
+- with --raw: synthetic_test_raw and second_renderer_raw, the same renderers' raw frames (same
+  seeds) through the whole inference path, `HandPoseEstimator.predict`: the detected centre and,
+  for models with `recenter_passes`, the re-crop on the predicted palm.
 
 For each set: the model's mean joint error (community metric, `crossingnets.metrics`) and success
 rate at 20 and 40 mm (fraction of frames whose worst joint is within); the same for the mean-pose
@@ -22,7 +25,11 @@ Prints a markdown table, then one JSON line with every figure.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import itertools
 import json
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +37,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from crossingnets.camera import get_camera, uvd_to_xyz
+from crossingnets.camera import Intrinsics, get_camera, uvd_to_xyz
+from crossingnets.data.preprocess import NoHandError
 from crossingnets.data.store import StoreInfo, load_arrays, read_info
+from crossingnets.data.synthetic import GenerateConfig, render_batch
 from crossingnets.data.training import frames_from_arrays
 from crossingnets.files import read_uvd_text, shared_data_dir
+from crossingnets.hand.conventions import get_convention
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.metrics import joint_errors_mm, success_rate
 from crossingnets.models import LatentPoseModel
@@ -81,6 +91,54 @@ def load_real_frame(estimator: HandPoseEstimator, shared: Path) -> TestSet | str
         "com_uvd": pred.center_uvd[None],
     }
     return TestSet(REAL_FRAME, StoreInfo(conv, cam, estimator.crop, 1, {"source": str(png)}), arrays)
+
+
+def synthetic_raw_frames(n: int, seed: int, cfg: GenerateConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The fixed generator's raw frames (H, W) mm and joints (J, 3) of `seed`, in the order
+    `generate` renders them (the frames of the store, plus any it dropped for holding no hand)."""
+    rng, conv, cam = np.random.default_rng(seed), get_convention(cfg.convention), get_camera(cfg.convention)
+    for _ in range(-(-n // cfg.batch_frames)):
+        batch = render_batch(rng, cfg.batch_frames, conv, cam, cfg)
+        yield from zip(batch.depth_mm, batch.joints_xyz, strict=True)
+
+
+def second_renderer_raw_frames(store: Path, labels: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The second renderer's raw frames of `store` (its seed and NYU rows), rendered again."""
+    sr = _second_renderer()
+    info = read_info(store)
+    cam = get_camera("nyu")
+    poses = sr.load_nyu_poses(labels, cam)[np.asarray(json.loads(info.attrs["nyu_rows"]))]
+    for i, pose in enumerate(poses):
+        frame = sr.render_frame(
+            pose, sr.frame_rng(int(info.attrs["seed"]), i), cam, sr.SecondRendererConfig()
+        )
+        yield frame.depth_mm, frame.joints_xyz
+
+
+def _second_renderer():
+    """benchmarks/second_renderer.py as a module (benchmarks/ is not a package)."""
+    path = Path(__file__).with_name("second_renderer.py")
+    spec = importlib.util.spec_from_file_location("second_renderer", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def raw_errors(
+    estimator: HandPoseEstimator, frames: Iterator[tuple[np.ndarray, np.ndarray]], cam: Intrinsics, n: int
+) -> tuple[np.ndarray, int]:
+    """(N, J) errors of `predict` on raw frames (the whole inference path), and how many frames
+    it found no hand in (left out)."""
+    errors, missed = [], 0
+    for depth, joints in tqdm(itertools.islice(frames, n), total=n, desc="raw frames", leave=False):
+        try:
+            pred = estimator.predict(depth, cam)
+        except NoHandError:
+            missed += 1
+            continue
+        errors.append(joint_errors_mm(pred.joints_xyz_mm[None], joints[None])[0])
+    return np.stack(errors), missed
 
 
 def relative_joints(arrays: dict[str, np.ndarray], info: StoreInfo) -> np.ndarray:
@@ -155,6 +213,32 @@ def evaluate_set(
     return out
 
 
+def raw_sets(estimator: HandPoseEstimator, bench: Path, n: int, skipped: dict[str, str]) -> dict[str, dict]:
+    """The --raw sets: the synthetic test's generator (benchmarks/synth.py's seed and config) and the
+    second renderer's frames, raw, through `predict`."""
+    from_bench = {}
+    test = bench / STORE_SETS["synthetic_test"]
+    if test.is_file():
+        attrs = read_info(test).attrs
+        cfg = GenerateConfig(convention="nyu", crop_px=estimator.crop.crop_px, cube_mm=estimator.crop.cube_mm)
+        from_bench["synthetic_test_raw"] = synthetic_raw_frames(n, int(attrs["seed"]), cfg)
+    else:
+        skipped["synthetic_test_raw"] = f"{test} not found"
+    second = bench / STORE_SETS["second_renderer_detect"]
+    labels = shared_data_dir() / "nyu" / "nyu_test_groundtruth_label.txt"
+    if second.is_file() and labels.is_file():
+        from_bench["second_renderer_raw"] = second_renderer_raw_frames(second, labels)
+    else:
+        skipped["second_renderer_raw"] = f"{second} or {labels} not found"
+    out = {}
+    for name, frames in from_bench.items():
+        errors, missed = raw_errors(estimator, frames, get_camera("nyu"), n)
+        out[name] = {"frames": len(errors), "no_hand": missed, "model": figures(errors), "mean_pose": None,
+                     "vae_mm": None}  # fmt: skip
+        print(f"{name}: {out[name]['model']['mean_mm']:.1f} mm ({missed} frames without a hand)")
+    return out
+
+
 def markdown_table(results: dict[str, dict]) -> str:
     def mm(x: float | None) -> str:
         return "-" if x is None else f"{x:.1f}"
@@ -183,6 +267,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="store whose mean pose is the baseline predictor (default: BENCH/train.h5)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--raw", type=int, default=0, help="also N raw frames of each renderer through predict()")
     return p
 
 
@@ -220,6 +305,8 @@ def main(args: argparse.Namespace) -> dict:
             continue
         results[name] = evaluate_set(estimator, test, mean_rel)
         bar.write(f"{name}: {results[name]['model']['mean_mm']:.1f} mm")
+    if args.raw:
+        results.update(raw_sets(estimator, args.bench, args.raw, skipped))
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}")
     print(markdown_table(results))

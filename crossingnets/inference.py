@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -140,7 +141,9 @@ class HandPoseEstimator:
         self, depth_mm: np.ndarray, camera: Intrinsics, center_uvd: np.ndarray | None = None
     ) -> Prediction:
         """Raw depth frame(s) in mm, (H, W) or (B, H, W), 0 = missing -> their Prediction, without
-        the batch axis for a single frame. `center_uvd` (3,) or (B, 3) skips the hand detection."""
+        the batch axis for a single frame. `center_uvd` (3,) or (B, 3) skips the hand detection;
+        a detected centre is moved to the predicted palm `recenter_passes` times (the model's
+        config): the detection is pulled toward the forearm, 48 mm from the palm on average."""
         depth_mm = np.asarray(depth_mm)
         single = depth_mm.ndim == 2
         frames = depth_mm[None] if single else depth_mm
@@ -151,11 +154,18 @@ class HandPoseEstimator:
             if center_uvd is None
             else np.asarray(center_uvd, float).reshape(len(frames), 3)
         )
+        out = self._predict_centred(frames, camera, centers)
+        if center_uvd is None:  # a centre the user gives is kept; a detected one is refined
+            for _ in range(self.model.config.recenter_passes):
+                out = self._predict_centred(frames, camera, out.joints_uvd[:, self.convention.root])
+        return out.frame(0) if single else out
+
+    def _predict_centred(self, frames: np.ndarray, camera: Intrinsics, centers: Sequence) -> Prediction:
+        """Frames (B, H, W) mm cropped around their centres (B of (3,) uvd, or None: detected)."""
         crops = [preprocess(f, camera, self.crop, c) for f, c in zip(frames, centers, strict=True)]
-        out = self.predict_crops(
+        return self.predict_crops(
             np.stack([c.depth for c in crops]), np.stack([c.com_uvd for c in crops]), camera
         )
-        return out.frame(0) if single else out
 
     def predict_file(
         self,

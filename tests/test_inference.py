@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -132,3 +133,18 @@ def test_predict_cli_prints_json(model_dir: Path, tmp_path: Path, capsys: pytest
     assert {"joints_xyz", "joints_uvd", "com_uvd", "latent"} <= set(lines[0])
     np.testing.assert_allclose(lines[0]["joints_xyz"], pred.joints_xyz_mm, atol=1e-4)
     np.testing.assert_allclose(lines[0]["com_uvd"], pred.center_uvd, atol=1e-4)
+
+
+def test_a_detected_centre_is_moved_to_the_predicted_palm_and_a_given_one_kept() -> None:
+    """recenter_passes=1: the second crop is centred on the first pass's palm (the root joint)."""
+    torch.manual_seed(0)
+    model = MODELS["crossingnet"](model_config("tiny-release", convention="icvl")).eval()
+    once = HandPoseEstimator(model)
+    first = once.predict(_frame(300, 200), CAM)
+    model.config = dataclasses.replace(model.config, recenter_passes=1)
+    refined = once.predict(_frame(300, 200), CAM)
+    root = once.convention.root
+    np.testing.assert_allclose(refined.center_uvd, first.joints_uvd[root])
+    assert not np.allclose(refined.center_uvd, first.center_uvd)
+    given = np.array([305.0, 195.0, 450.0])
+    np.testing.assert_allclose(once.predict(_frame(300, 200), CAM, given).center_uvd, given)

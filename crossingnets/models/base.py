@@ -51,6 +51,7 @@ class CrossingNetConfig:
     width: int = 16  # resnet: discriminator trunk width w (GAN/smoothness heads 2w, posterior 4w-16w)
     gen_width: int = 8  # resnet: generator's last width (its first is 8x)
     posterior_hidden: int = 1024  # resnet: hidden width of the posterior head's top
+    recenter_passes: int = 0  # inference: re-crops on the predicted palm (release data: palm-centred crops)
 
     def __post_init__(self) -> None:
         get_convention(self.convention)
@@ -107,7 +108,9 @@ PRESETS: dict[str, CrossingNetConfig] = {
     ),
     # The release networks (issue 11): a 32-d VAE code (PCA of the poses: 20 components leave
     # 5.6 mm, 30 leave 1.7 mm), a residual posterior head, a nearest-upsampling generator.
-    "release": CrossingNetConfig(arch="resnet", pca_dims=64, code_dims=32, width=16, gen_width=8),
+    "release": CrossingNetConfig(
+        arch="resnet", pca_dims=64, code_dims=32, width=16, gen_width=8, recenter_passes=1
+    ),
     "tiny-release": CrossingNetConfig(
         crop_px=32,
         arch="resnet",

@@ -83,6 +83,16 @@ def weighted_l1_reconstruction_loss(
     return ((generated.float() - real.float()).abs() * weight).mean()
 
 
+def masked_render_loss(depth: torch.Tensor, mask_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Hand-mask cross-entropy plus the L1 depth error on the real crop's hand pixels; (B, 1, S, S)
+    each. The mask makes the silhouette a classification (sharp at fingers); the depth channel is
+    judged only where there is a hand to measure."""
+    hand = (real < 1.0).float()
+    bce = F.binary_cross_entropy_with_logits(mask_logits.float(), hand)
+    l1 = ((depth.float() - real.float()).abs() * hand).sum() / hand.sum().clamp(min=1.0)
+    return bce + l1
+
+
 def pose_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared joint error (B, J, 3), pose units (the DeepPrior baseline's loss)."""
     return _sq_sum(predicted.float() - target.float())

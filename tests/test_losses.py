@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from crossingnets import losses as L
@@ -115,3 +116,15 @@ def test_smoothness_loss_zero_at_target() -> None:
 def test_losses_accept_bfloat16() -> None:
     a = torch.randn(4, 3, dtype=torch.bfloat16)
     assert L.posterior_loss(a, a.float() + 1).dtype == torch.float32
+
+
+def test_masked_render_loss_classifies_the_silhouette_and_ignores_background_depth() -> None:
+    real = torch.ones(1, 1, 4, 4)
+    real[..., :2, :] = 0.2  # hand in the top half
+    hand = real < 1
+    right = torch.where(hand, 8.0, -8.0)  # confident, correct mask logits
+    depth = torch.where(hand, 0.2, torch.tensor(-0.7))  # exact on the hand, anything behind it
+    low = L.masked_render_loss(depth, right, real)
+    assert low < 1e-3
+    assert L.masked_render_loss(depth, -right, real) > 4.0  # the mask inverted
+    assert L.masked_render_loss(depth + 0.1 * hand, right, real) == pytest.approx(low.item() + 0.1, abs=1e-4)

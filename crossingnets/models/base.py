@@ -109,7 +109,7 @@ PRESETS: dict[str, CrossingNetConfig] = {
     # The release networks (issue 11): a 32-d VAE code (PCA of the poses: 20 components leave
     # 5.6 mm, 30 leave 1.7 mm), a residual posterior head, a nearest-upsampling generator.
     "release": CrossingNetConfig(
-        arch="resnet", pca_dims=64, code_dims=32, width=16, gen_width=8, recenter_passes=1
+        arch="resnet", pca_dims=64, code_dims=32, width=16, gen_width=12, recenter_passes=1
     ),
     "tiny-release": CrossingNetConfig(
         crop_px=32,
@@ -153,7 +153,7 @@ class LossConfig:
     # The release stages (posterior, adversarial):
     w_joints: float = 1.0  # weight of the smooth-L1 error of the decoded joints (pose units)
     joints_beta: float = 0.02  # smooth-L1 transition, pose units (1 mm at 50 mm units)
-    recons_fg_weight: float = 4.0  # extra weight of hand pixels in the generator's L1 reconstruction
+    recons_fg_weight: float = 4.0  # paper generator, release stages: extra L1 weight of hand pixels
     gan_every: int = 4  # adversarial stage: the GAN and L_smo terms on every k-th step
     render_every: int = 1  # posterior stage: a generator step on every k-th step (costs ~1 posterior step)
 

@@ -26,7 +26,7 @@ from crossingnets.models.batchnorm import running_stats_frozen
 from crossingnets.models.discriminator import Discriminator
 from crossingnets.models.generator import Generator, LatentAlign
 from crossingnets.models.pose_vae import PoseVAE
-from crossingnets.models.resnet import ResNetDiscriminator, UpsamplingGenerator
+from crossingnets.models.resnet import ResNetDiscriminator, UpsamplingGenerator, compose
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -237,6 +237,18 @@ class CrossingNet(VAELatentModel):
             "pos": L.posterior_loss(z, target),
         }
 
+    def _render_with_loss(
+        self, cfg: LossConfig, latent: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crops rendered from latents (B', L) and the reconstruction loss of the first B (the real
+        crops (B, 1, S, S)): mask + depth for the release generator, weighted L1 for the paper's."""
+        b = real.shape[0]
+        if isinstance(self.generator, UpsamplingGenerator):
+            depth, mask = self.generator.forward_parts(self.align(latent))
+            return compose(depth, mask), L.masked_render_loss(depth[:b], mask[:b], real)
+        rendered = self.render(latent)
+        return rendered, L.weighted_l1_reconstruction_loss(rendered[:b], real, cfg.recons_fg_weight)
+
     def step_posterior(self, step: TrainStep) -> dict[str, torch.Tensor]:
         """The posterior head (decoded joints + L_pos), then (every `render_every`-th step) the
         generator as a renderer of the same labeled poses (weighted L1)."""
@@ -245,7 +257,7 @@ class CrossingNet(VAELatentModel):
         out = self._posterior_terms(c, self.discriminator.forward_trunk(x), joints, target)
         step.optimise("d", c.w_joints * out["joints"] + c.w_pos * out["pos"])
         if step.stage_step % c.render_every == 0:
-            out["recons"] = L.weighted_l1_reconstruction_loss(self.render(target), x, c.recons_fg_weight)
+            out["recons"] = self._render_with_loss(c, target, x)[1]
             step.optimise("g", c.w_recons * out["recons"])
         return out
 
@@ -259,12 +271,13 @@ class CrossingNet(VAELatentModel):
         total = c.w_joints * out["joints"] + c.w_pos * out["pos"]
         if step.stage_step % c.gan_every:
             step.optimise("d", total)
-            out["recons"] = L.weighted_l1_reconstruction_loss(self.render(target), x, c.recons_fg_weight)
+            out["recons"] = self._render_with_loss(c, target, x)[1]
             step.optimise("g", c.w_recons * out["recons"])
             return out
         b = x.shape[0]
         z_r = L.convex_mixtures(target, c.num_mixed, step.rng)
-        rendered = self.render(torch.cat([target, z_r])).contiguous(memory_format=step.memory_format)
+        rendered, recons = self._render_with_loss(c, torch.cat([target, z_r]), x)
+        rendered = rendered.contiguous(memory_format=step.memory_format)
         with running_stats_frozen(d):
             h_fake = d.forward_trunk(rendered.detach())
             fake_logits, f_fake = d.forward_gan(h_fake)[0], d.forward_smoothness(h_fake)
@@ -278,6 +291,6 @@ class CrossingNet(VAELatentModel):
             out["g_gan"] = self._generator_gan_term(c, real_features.detach(), h_fake)
             f_fake = d.forward_smoothness(h_fake)
             out["g_smo"] = L.smoothness_loss(f_fake[b:], f_l.detach(), f_fake[:b], z_r, target)
-        out["recons"] = L.weighted_l1_reconstruction_loss(rendered[:b], x, c.recons_fg_weight)
+        out["recons"] = recons
         step.optimise("g", c.w_recons * out["recons"] + c.w_gan * out["g_gan"] + c.w_smo * out["g_smo"])
         return out

@@ -120,8 +120,11 @@ def _halvings(size: int, target: int) -> int:
 
 class UpsamplingGenerator(nn.Module):
     """tanh(latent) -> FC -> (8w, 4, 4) -> [nearest x2, conv3x3, BN, ReLU] halving the width down to
-    w -> conv3x3 -> tanh crop (B, 1, S, S). Nearest upsampling + conv avoids the checkerboard of
-    transposed convolutions (Odena et al. 2016), which shows as noise on a depth map."""
+    w -> conv3x3 -> a depth channel and a hand-mask channel (B, 2, S, S), composed into a crop.
+
+    Nearest upsampling + conv avoids the checkerboard of transposed convolutions (Odena et al.
+    2016). The mask decides hand vs background with a cross-entropy, so an uncertain silhouette
+    is not blurred into the background's depth as an L1 on one channel does (issue 11: fingers)."""
 
     def __init__(self, latent_dims: int, width: int, crop_px: int) -> None:
         super().__init__()
@@ -140,14 +143,21 @@ class UpsamplingGenerator(nn.Module):
                 nn.ReLU(True),
             ]
         self.up = nn.Sequential(*layers)
-        self.out = nn.Conv2d(widths[-1], 1, 3, 1, 1)
+        self.out = nn.Conv2d(widths[-1], 2, 3, 1, 1)
 
-    def forward_features(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.tanh(latent)).view(-1, self.first, 4, 4)
-
-    def forward_upsample(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.out(self.up(features)))
+    def forward_parts(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) -> hand depth in (-1, 1) and hand-mask logits, each (B, 1, S, S)."""
+        h = self.fc(torch.tanh(latent)).view(-1, self.first, 4, 4)
+        out = self.out(self.up(h))
+        return torch.tanh(out[:, :1]), out[:, 1:]
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B, 1, S, S) in (-1, 1)."""
-        return self.forward_upsample(self.forward_features(latent))
+        """(B, L) -> (B, 1, S, S) crop in (-1, 1]: the depth where the mask says hand, else background."""
+        return compose(*self.forward_parts(latent))
+
+
+def compose(depth: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+    """Soft composite of depth and mask (B, 1, S, S) over the background +1 (differentiable, so the
+    discriminator's gradients reach both channels)."""
+    m = torch.sigmoid(mask_logits)
+    return m * depth + (1.0 - m)

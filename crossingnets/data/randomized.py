@@ -27,8 +27,6 @@ from crossingnets.data.store import StoreWriter
 from crossingnets.data.synthetic import GENERATOR_VERSION, GenerateConfig, render_batch
 from crossingnets.hand.conventions import get_convention
 
-CHUNK_FRAMES = 256  # frames per seeded chunk (one task of a worker)
-
 
 @dataclass(frozen=True)
 class RandomizeConfig:
@@ -43,6 +41,7 @@ class RandomizeConfig:
     holes_per_frame: tuple[float, float] = (0.0, 3.0)  # (fixed: 0.5)
     palm_center_prob: float = 0.5  # crops centred near the palm joint rather than the detected centre
     center_jitter_mm: float = 12.0  # sd of the crop centre's error per axis, both kinds of centre
+    chunk_frames: int = 256  # frames per seeded chunk (one task of a worker)
 
 
 def _uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
@@ -69,12 +68,12 @@ def chunk_config(rng: np.random.Generator, cfg: RandomizeConfig) -> GenerateConf
 
 
 def render_chunk(seed: int, index: int, cfg: RandomizeConfig) -> dict[str, np.ndarray]:
-    """`CHUNK_FRAMES` frames (fewer if a crop holds no hand) as store fields."""
+    """At least `cfg.chunk_frames` frames (whole batches of the generator) as store fields."""
     rng = np.random.default_rng([seed, index])
     gen = chunk_config(rng, cfg)
     convention, cam, crop = get_convention(gen.convention), get_camera(gen.convention), gen.crop()
     rows = []
-    while len(rows) < CHUNK_FRAMES:
+    while len(rows) < cfg.chunk_frames:
         batch = render_batch(rng, gen.batch_frames, convention, cam, gen)
         for depth, joints in zip(batch.depth_mm, batch.joints_xyz, strict=True):
             try:
@@ -104,7 +103,7 @@ def iter_randomized_frames(
     """Batches of store fields, `n` frames in all, rendered by `workers` processes in seeded chunks."""
     if n <= 0:
         raise ValueError(f"number of frames must be positive, got {n}")
-    tasks = [(seed, i, cfg) for i in range(-(-n // CHUNK_FRAMES))]
+    tasks = [(seed, i, cfg) for i in range(-(-n // cfg.chunk_frames))]
     left = n
     if workers <= 1:
         chunks: Iterator[dict[str, np.ndarray]] = map(_render_task, tasks)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -189,3 +191,18 @@ def test_config_validation() -> None:
         model_config("huge")
     cfg = model_config("tiny", convention="icvl")
     assert CrossingNetConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("gen_mask", [True, False])
+def test_release_generator_with_and_without_its_mask_channel(gen_mask: bool) -> None:
+    """The mask generator composes depth over the background +1; the depth-only one (run r1's) is tanh."""
+    torch.manual_seed(0)
+    model = CrossingNet(replace(PRESETS["tiny-release"], gen_mask=gen_mask)).eval()
+    crop = model.render(torch.randn(3, model.config.latent_dims))
+    assert crop.shape == (3, 1, 32, 32) and crop.min() >= -1 and crop.max() <= 1
+    if gen_mask:
+        depth, mask = model.generator.forward_parts(model.align(torch.zeros(1, model.config.latent_dims)))
+        assert depth.shape == mask.shape == (1, 1, 32, 32)
+    else:
+        with pytest.raises(ValueError, match="no hand mask"):
+            model.generator.forward_parts(torch.zeros(1, model.config.latent_dims))

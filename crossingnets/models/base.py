@@ -50,6 +50,7 @@ class CrossingNetConfig:
     arch: str = "paper"  # networks: paper (the authors' kernel-6 convolutions) | resnet (models/resnet.py)
     width: int = 16  # resnet: discriminator trunk width w (GAN/smoothness heads 2w, posterior 4w-16w)
     gen_width: int = 8  # resnet: generator's last width (its first is 8x)
+    gen_mask: bool = True  # resnet: the generator draws a hand mask beside the depth (False: depth only)
     posterior_hidden: int = 1024  # resnet: hidden width of the posterior head's top
     recenter_passes: int = 0  # inference: re-crops on the predicted palm (release data: palm-centred crops)
 

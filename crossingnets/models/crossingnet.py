@@ -83,7 +83,7 @@ class CrossingNet(VAELatentModel):
         c = config
         self.align = LatentAlign(c.latent_dims)
         if c.arch == "resnet":
-            self.generator: nn.Module = UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px)
+            self.generator: nn.Module = UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
             self.discriminator: nn.Module = ResNetDiscriminator(
                 c.width, c.crop_px, c.latent_dims, c.posterior_hidden, c.smo_hidden
             )
@@ -243,7 +243,7 @@ class CrossingNet(VAELatentModel):
         """Crops rendered from latents (B', L) and the reconstruction loss of the first B (the real
         crops (B, 1, S, S)): mask + depth for the release generator, weighted L1 for the paper's."""
         b = real.shape[0]
-        if isinstance(self.generator, UpsamplingGenerator):
+        if isinstance(self.generator, UpsamplingGenerator) and self.generator.mask:
             depth, mask = self.generator.forward_parts(self.align(latent))
             return compose(depth, mask), L.masked_render_loss(depth[:b], mask[:b], real)
         rendered = self.render(latent)

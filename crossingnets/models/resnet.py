@@ -126,8 +126,9 @@ class UpsamplingGenerator(nn.Module):
     2016). The mask decides hand vs background with a cross-entropy, so an uncertain silhouette
     is not blurred into the background's depth as an L1 on one channel does (issue 11: fingers)."""
 
-    def __init__(self, latent_dims: int, width: int, crop_px: int) -> None:
+    def __init__(self, latent_dims: int, width: int, crop_px: int, mask: bool = True) -> None:
         super().__init__()
+        self.mask = mask  # False: one depth channel (release run r1's generator)
         n_up = _halvings(crop_px, 4)
         widths = [max(8 * width // 2**i, width) for i in range(n_up + 1)]
         self.first = widths[0]
@@ -143,16 +144,23 @@ class UpsamplingGenerator(nn.Module):
                 nn.ReLU(True),
             ]
         self.up = nn.Sequential(*layers)
-        self.out = nn.Conv2d(widths[-1], 2, 3, 1, 1)
+        self.out = nn.Conv2d(widths[-1], 2 if mask else 1, 3, 1, 1)
+
+    def _forward_maps(self, latent: torch.Tensor) -> torch.Tensor:
+        h = self.fc(torch.tanh(latent)).view(-1, self.first, 4, 4)
+        return self.out(self.up(h))
 
     def forward_parts(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) -> hand depth in (-1, 1) and hand-mask logits, each (B, 1, S, S)."""
-        h = self.fc(torch.tanh(latent)).view(-1, self.first, 4, 4)
-        out = self.out(self.up(h))
+        if not self.mask:
+            raise ValueError("this generator draws no hand mask (gen_mask is False)")
+        out = self._forward_maps(latent)
         return torch.tanh(out[:, :1]), out[:, 1:]
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, 1, S, S) crop in (-1, 1]: the depth where the mask says hand, else background."""
+        if not self.mask:
+            return torch.tanh(self._forward_maps(latent))
         return compose(*self.forward_parts(latent))
 
 

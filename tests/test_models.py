@@ -200,9 +200,11 @@ def test_release_generator_with_and_without_its_mask_channel(gen_mask: bool) -> 
     model = CrossingNet(replace(PRESETS["tiny-release"], gen_mask=gen_mask)).eval()
     crop = model.render(torch.randn(3, model.config.latent_dims))
     assert crop.shape == (3, 1, 32, 32) and crop.min() >= -1 and crop.max() <= 1
-    if gen_mask:
-        depth, mask = model.generator.forward_parts(model.align(torch.zeros(1, model.config.latent_dims)))
-        assert depth.shape == mask.shape == (1, 1, 32, 32)
+    if gen_mask:  # in eval mode the mask decides each pixel: depth or the background +1
+        z = torch.randn(3, model.config.latent_dims)
+        depth, mask = model.generator.forward_parts(model.align(z))
+        assert depth.shape == mask.shape == (3, 1, 32, 32)
+        torch.testing.assert_close(model.render(z), torch.where(mask > 0, depth, torch.ones_like(depth)))
     else:
         with pytest.raises(ValueError, match="no hand mask"):
             model.generator.forward_parts(torch.zeros(1, model.config.latent_dims))

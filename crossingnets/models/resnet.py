@@ -161,11 +161,14 @@ class UpsamplingGenerator(nn.Module):
         """(B, L) -> (B, 1, S, S) crop in (-1, 1]: the depth where the mask says hand, else background."""
         if not self.mask:
             return torch.tanh(self._forward_maps(latent))
-        return compose(*self.forward_parts(latent))
+        return compose(*self.forward_parts(latent), hard=not self.training)
 
 
-def compose(depth: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
-    """Soft composite of depth and mask (B, 1, S, S) over the background +1 (differentiable, so the
-    discriminator's gradients reach both channels)."""
+def compose(depth: torch.Tensor, mask_logits: torch.Tensor, hard: bool = False) -> torch.Tensor:
+    """Depth and mask (B, 1, S, S) over the background +1. Soft in training (differentiable, so the
+    discriminator's gradients reach both channels); hard at inference, where the mask decides each
+    pixel (a soft edge would draw a grey halo of half-background depths around the hand)."""
+    if hard:
+        return torch.where(mask_logits > 0, depth, torch.ones_like(depth))
     m = torch.sigmoid(mask_logits)
     return m * depth + (1.0 - m)

@@ -29,7 +29,9 @@ NO_CENTER = (0, 0, 0)
 ENDPOINTS = {
     "/estimate", "/mesh", "/move_pca", "/move_raw", "/random_latent", "/reset_latent", "/latent_from_upload", "/walk",
 }  # fmt: skip
-LATENT_OUTPUTS = 1 + 8 + 23 + 2 - 1  # state is not returned: 8 PCA + 23 raw sliders, plot, image
+# The bundled model's latent size (release: 32-d code + 3-d root offset).
+L = json.loads((bundled_checkpoint() / "config.json").read_text())["config"]["code_dims"] + 3
+LATENT_OUTPUTS = 1 + 8 + L + 2 - 1  # state is not returned: 8 PCA + L raw sliders, plot, image
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def test_upload_then_mesh_latent_and_walk(client):
     assert len(figure["data"]) == 6 and figure["layout"]["scene"]["xaxis"]["title"]["text"].endswith("(mm)")
     assert "ms** server side" in summary
     record = json.loads(Path(files[0]).read_text())
-    assert len(record["joints"]) == 14 and len(record["latent"]) == 23
+    assert len(record["joints"]) == 14 and len(record["latent"]) == L
     assert Path(files[1]).read_text().startswith("joint,name,finger,x_mm")
 
     glb = client.predict(api_name="/mesh")
@@ -69,7 +71,7 @@ def test_upload_then_mesh_latent_and_walk(client):
     from_upload = client.predict(api_name="/latent_from_upload")
     assert len(from_upload) == LATENT_OUTPUTS
     # raw sliders show its latent (clipped to their ranges, so an unusual latent may sit at an end)
-    assert np.isclose(from_upload[8:31], record["latent"], atol=1e-3).mean() > 0.5
+    assert np.isclose(from_upload[8 : 8 + L], record["latent"], atol=1e-3).mean() > 0.5
 
     summary, html, smo_plot, gif, gif_file = client.predict(
         "uploaded image -> random sample", 4, 0, None, None, api_name="/walk"
@@ -89,15 +91,15 @@ def test_latent_sliders_and_buttons(client):
     reset = client.predict(api_name="/reset_latent")
     assert len(reset) == LATENT_OUTPUTS and reset[:8] == pytest.approx([0.0] * 8, abs=1e-3)
     # a PCA slider moves z along its direction: the raw sliders follow (the PCA ones are the user's)
-    moved = client.predict(2.0, *reset[1:8], api_name="/move_pca")  # 23 raw sliders, plot, image
-    raw, plot = list(moved[:23]), moved[23]
-    assert raw != reset[8:31] and json.loads(plot["plot"])["data"]
+    moved = client.predict(2.0, *reset[1:8], api_name="/move_pca")  # L raw sliders, plot, image
+    raw, plot = list(moved[:L]), moved[L]
+    assert raw != reset[8 : 8 + L] and json.loads(plot["plot"])["data"]
     # a raw slider: the PCA sliders follow
     raw[0] += 0.5
     sigmas = client.predict(*raw, api_name="/move_raw")[:8]
     assert len(sigmas) == 8 and sigmas != pytest.approx([2.0, *reset[1:8]], abs=1e-4)
     sample = client.predict(api_name="/random_latent")
-    assert len(sample) == LATENT_OUTPUTS and json.loads(sample[31]["plot"])["data"]
+    assert len(sample) == LATENT_OUTPUTS and json.loads(sample[8 + L]["plot"])["data"]
 
 
 @pytest.mark.parametrize("mode", ["two random samples", "two examples", "random walk"])

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from crossingnets.data.store import load_arrays, read_info
 from crossingnets.data.training import Frames, frames_from_arrays
+from crossingnets.draw import font
 from crossingnets.files import atomic_output
 from crossingnets.inference import resolve_model_folder
 from crossingnets.models import CrossingNet, LatentPoseModel
@@ -121,13 +122,6 @@ def depth_gray(crop: np.ndarray, lo: float, hi: float, threshold: float) -> np.n
     return np.where(crop < threshold, 255 - 205 * t, 0).astype(np.uint8)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has one bitmap size
-        return ImageFont.load_default()
-
-
 def sheet(
     real: np.ndarray,
     generated: np.ndarray,
@@ -145,9 +139,9 @@ def sheet(
     width = label_w + 3 * (s + pad)
     img = Image.new("RGB", (width, title_h + len(indices) * (s + pad) + key_h), "white")
     draw = ImageDraw.Draw(img)
-    font, small = _font(16), _font(13)
+    big, small = font(16), font(13)
     for c, title in enumerate(("real crop", "generated Gen(Ali(z))", "|difference| (mm)")):
-        draw.text((label_w + c * (s + pad) + 4, 6), title, fill="black", font=font)
+        draw.text((label_w + c * (s + pad) + 4, 6), title, fill="black", font=big)
     for row, i in enumerate(indices):
         y = title_h + row * (s + pad)
         hand = real[i][foreground(real[i], threshold)]

@@ -22,8 +22,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from crossingnets.draw import font
 from crossingnets.files import atomic_output
 
 METRICS_FILE = "metrics.jsonl"
@@ -113,13 +114,6 @@ def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has one bitmap size
-        return ImageFont.load_default()
-
-
 def _dashed(
     draw: ImageDraw.ImageDraw, xy: list[tuple[float, float]], fill, width: int, dash: int = 8
 ) -> None:
@@ -140,7 +134,7 @@ def figure(records: list[Record], target_mm: float, title: str = "") -> Image.Im
     left, right, top, bottom = 80, 30, 60, 70
     img = Image.new("RGB", SIZE_PX, "white")
     draw = ImageDraw.Draw(img)
-    font, small = _font(16), _font(13)
+    big, small = font(16), font(13)
     points = [r for r in records if r.val_mm is not None]
     t_max = max((r.elapsed_s for r in records), default=60.0) / 60.0
     values = [r.val_mm for r in points] + [r.vae_mm for r in points if r.vae_mm is not None] + [target_mm]
@@ -166,10 +160,10 @@ def figure(records: list[Record], target_mm: float, title: str = "") -> Image.Im
         draw.text((left - 8, y), f"{v:g}", fill="black", font=small, anchor="rm")
     draw.rectangle([left, top, w - right, h - bottom], outline="black")
     draw.text(
-        ((left + w - right) / 2, h - 22), "training wall time (min)", fill="black", font=font, anchor="mm"
+        ((left + w - right) / 2, h - 22), "training wall time (min)", fill="black", font=big, anchor="mm"
     )
-    draw.text((10, top - 24), "mean joint error (mm)", fill="black", font=font)
-    draw.text((left, 12), title, fill="black", font=font)
+    draw.text((10, top - 24), "mean joint error (mm)", fill="black", font=big)
+    draw.text((left, 12), title, fill="black", font=big)
     _dashed(draw, [xy(0, target_mm), xy(x_hi, target_mm)], TARGET_RGB, 2)
     for series, rgb in ((lambda r: r.val_mm, VAL_RGB), (lambda r: r.vae_mm, VAE_RGB)):
         pts = [xy(r.elapsed_s / 60, series(r)) for r in points if series(r) is not None]

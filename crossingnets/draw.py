@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from crossingnets.hand.conventions import FINGER_COLORS, Convention
 
@@ -48,3 +48,11 @@ def contact_sheet(images: list[Image.Image], columns: int = 8) -> Image.Image:
     for i, im in enumerate(images):
         sheet.paste(im, ((i % columns) * w, (i // columns) * h))
     return sheet
+
+
+def font(size: int) -> ImageFont.ImageFont:
+    """PIL's default font at `size` px (Pillow < 10.1 has one bitmap size)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()

@@ -148,16 +148,24 @@ class Trainer:
         for n, v in self.ema.items():
             params[n].copy_(v)
         self.ema = {}
-        recompute_running_stats(
-            self.model.depth_reader, self.data.images, self.cfg.bn_frames, self.cfg.batch_size,
-            self.ddp.device, self.memory_format,
-        )  # fmt: skip
-        self._sync_buffers()
-        if self.ddp.main and self.data.val is not None:
-            self.last_val = validate(self.model, self.data.val, self.memory_format)
+        if self._reestimate_and_validate(batch_norm=True):
             with open(self.out / METRICS_FILE, "a") as f:
                 f.write(json.dumps({"stage": self.stage, "ema": True, "global_step": self.global_step,
                                     "elapsed_s": self.elapsed_s, **self.last_val}) + "\n")  # fmt: skip
+
+    def _reestimate_and_validate(self, batch_norm: bool) -> bool:
+        """Re-estimate batch-norm statistics on real crops (if `batch_norm`), average buffers over
+        processes, and on the main process validate into `last_val`; True when it validated."""
+        if batch_norm:
+            recompute_running_stats(
+                self.model.depth_reader, self.data.images, self.cfg.bn_frames, self.cfg.batch_size,
+                self.ddp.device, self.memory_format,
+            )  # fmt: skip
+        self._sync_buffers()
+        if not (self.ddp.main and self.data.val is not None):
+            return False
+        self.last_val = validate(self.model, self.data.val, self.memory_format)
+        return True
 
     def _sync_buffers(self) -> None:
         """Average batch-norm statistics over processes, so every replica saves the same model."""
@@ -282,14 +290,7 @@ class Trainer:
             "elapsed_s": self.elapsed_s,
         }
         trained = [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
-        if trains_batch_norm(self.model, trained):
-            recompute_running_stats(
-                self.model.depth_reader, self.data.images, self.cfg.bn_frames, self.cfg.batch_size,
-                self.ddp.device, self.memory_format,
-            )  # fmt: skip
-        self._sync_buffers()
-        if self.ddp.main and self.data.val is not None:
-            self.last_val = validate(self.model, self.data.val, self.memory_format)
+        if self._reestimate_and_validate(batch_norm=trains_batch_norm(self.model, trained)):
             metrics.update(self.last_val)
         self.epoch, self.step, self.sums, self.counts = self.epoch + 1, 0, {}, {}
         if self.ddp.main:

@@ -54,26 +54,14 @@ class ConvHead(nn.Module):
         return self.top(self.forward_features(trunk_map))
 
 
-class Discriminator(nn.Module):
-    """Trunk (B, 1, S, S) -> (B, C, S/4, S/4) for 2 trunk layers; heads down to (C, f, f).
+class ThreeHeads(nn.Module):
+    """A trunk shared by three heads (`trunk`, `gan`, `posterior`, `smoothness`, each built by the
+    subclass; a head has `forward_features` and `top`): the interface every discriminator offers."""
 
-    Paper preset: C = 32, S = 128, f = 4, F = 512, latent L = 23, smoothness hidden 512.
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        trunk_layers: int,
-        head_layers: int,
-        feature_dims: int,
-        latent_dims: int,
-        smo_hidden: int,
-    ) -> None:
-        super().__init__()
-        self.trunk = down_blocks(1, channels, trunk_layers)
-        self.gan = ConvHead(channels, head_layers, nn.Linear(feature_dims, 1))
-        self.posterior = ConvHead(channels, head_layers, mlp(feature_dims, latent_dims, latent_dims))
-        self.smoothness = ConvHead(channels, head_layers, mlp(feature_dims, smo_hidden, latent_dims))
+    trunk: nn.Module
+    gan: nn.Module
+    posterior: nn.Module
+    smoothness: nn.Module
 
     def forward_trunk(self, depth: torch.Tensor) -> torch.Tensor:
         """(B, 1, S, S) crop -> (B, C, h, h) shared map."""
@@ -96,3 +84,25 @@ class Discriminator(nn.Module):
         """(B, 1, S, S) crop -> every head: real/fake logits (B,), latent (B, L), embedding (B, L)."""
         h = self.forward_trunk(depth)
         return self.forward_gan(h)[0], self.forward_posterior(h), self.forward_smoothness(h)
+
+
+class Discriminator(ThreeHeads):
+    """Trunk (B, 1, S, S) -> (B, C, S/4, S/4) for 2 trunk layers; heads down to (C, f, f).
+
+    Paper preset: C = 32, S = 128, f = 4, F = 512, latent L = 23, smoothness hidden 512.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        trunk_layers: int,
+        head_layers: int,
+        feature_dims: int,
+        latent_dims: int,
+        smo_hidden: int,
+    ) -> None:
+        super().__init__()
+        self.trunk = down_blocks(1, channels, trunk_layers)
+        self.gan = ConvHead(channels, head_layers, nn.Linear(feature_dims, 1))
+        self.posterior = ConvHead(channels, head_layers, mlp(feature_dims, latent_dims, latent_dims))
+        self.smoothness = ConvHead(channels, head_layers, mlp(feature_dims, smo_hidden, latent_dims))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crossingnets.models.discriminator import mlp
+from crossingnets.models.discriminator import ThreeHeads, mlp
 
 
 class ResidualBlock(nn.Module):
@@ -65,11 +65,11 @@ class ResNetHead(nn.Module):
         return self.top(self.forward_features(trunk_map))
 
 
-class ResNetDiscriminator(nn.Module):
+class ResNetDiscriminator(ThreeHeads):
     """Trunk (B, 1, S, S) -> (B, 2w, S/4, S/4); heads of stride-2 blocks down to (C, 4, 4).
 
     Posterior head: widths 4w, 8w, ... (deep, wide FC); GAN and smoothness heads: 2w throughout.
-    Same interface as `Discriminator`.
+    The interface of `ThreeHeads`.
     """
 
     def __init__(
@@ -89,23 +89,6 @@ class ResNetDiscriminator(nn.Module):
         self.posterior = ResNetHead(2 * w, post, mlp(post[-1] * 16, posterior_hidden, latent_dims))
         self.gan = ResNetHead(2 * w, light, nn.Linear(2 * w * 16, 1))
         self.smoothness = ResNetHead(2 * w, light, mlp(2 * w * 16, smo_hidden, latent_dims))
-
-    def forward_trunk(self, depth: torch.Tensor) -> torch.Tensor:
-        return self.trunk(depth)
-
-    def forward_gan(self, trunk_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.gan.forward_features(trunk_map)
-        return self.gan.top(features).squeeze(1), features
-
-    def forward_posterior(self, trunk_map: torch.Tensor) -> torch.Tensor:
-        return self.posterior(trunk_map)
-
-    def forward_smoothness(self, trunk_map: torch.Tensor) -> torch.Tensor:
-        return self.smoothness(trunk_map)
-
-    def forward(self, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h = self.forward_trunk(depth)
-        return self.forward_gan(h)[0], self.forward_posterior(h), self.forward_smoothness(h)
 
 
 def _halvings(size: int, target: int) -> int:

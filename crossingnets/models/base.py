@@ -110,7 +110,7 @@ PRESETS: dict[str, CrossingNetConfig] = {
     # The release networks (issue 11): a 32-d VAE code (PCA of the poses: 20 components leave
     # 5.6 mm, 30 leave 1.7 mm), a residual posterior head, a nearest-upsampling generator.
     "release": CrossingNetConfig(
-        arch="resnet", pca_dims=64, code_dims=32, width=16, gen_width=12, recenter_passes=1
+        arch="resnet", pca_dims=64, code_dims=32, width=16, gen_width=16, recenter_passes=1
     ),
     "tiny-release": CrossingNetConfig(
         crop_px=32,

@@ -1,9 +1,10 @@
-"""Pose estimation with released weights, and the `crossingnets predict` command.
+"""Pose estimation with released weights: one path from a depth frame to joints.
 
-One path from a depth frame to joints, which the CLI, the explorer, `evaluate --checkpoint` and
-the benchmarks all take, each entering where its data starts:
-`HandPoseEstimator.predict_file` (a depth file: read, camera, given centre) -> `predict` (raw
-frames in mm: hand centre, metric-cube crop, `crossingnets.data.preprocess`) -> `predict_crops`
+The CLI (`crossingnets.predict`), the explorer, `evaluate --checkpoint` and the benchmarks all take
+it, each entering where its data starts: `HandPoseEstimator.predict_file` (a depth file: read) ->
+`predict_raw` (a frame in its sensor's unit, with a camera named as a preset, a file or custom
+intrinsics, and a given centre) -> `predict` (frames: depth unit -> mm, checked; a left hand
+mirrored in; hand centre, metric-cube crop, `crossingnets.data.preprocess`) -> `predict_crops`
 (crops as stores hold them: trunk -> posterior head -> VAE decoder). Each returns a `Prediction`:
 joints in camera-frame mm and in uvd, the crop, its centre, the latent. The app's latent-space
 tools (`decode_latent`, `generate_depth`, `smoothness_distance`) live here too.
@@ -11,8 +12,6 @@ tools (`decode_latent`, `generate_depth`, `smoothness_distance`) live here too.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -21,12 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crossingnets.camera import CAMERAS, Intrinsics, uvd_to_xyz, xyz_to_uvd
+from crossingnets.camera import HANDEDNESS, Handedness, Intrinsics, uvd_to_xyz, xyz_to_uvd
 from crossingnets.checkpoint import WEIGHTS_FILE, LatentStats, load_latent_stats
-from crossingnets.data.depth_file import DEFAULT_LIMITS, UploadLimits, camera_for, load_depth, parse_center
+from crossingnets.data.depth_file import DEFAULT_LIMITS, UploadLimits, load_depth, parse_center
+from crossingnets.data.depth_units import sensor_frame_to_mm, to_mm
 from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.hand.conventions import Convention, get_convention
 from crossingnets.models import CrossingNet, LatentPoseModel
+
+_FLIP_U = np.array([-1.0, 1.0, 1.0])  # uvd and xyz: u -> (W - 1) - u, x -> -x
 
 
 def resolve_model_folder(path: str | os.PathLike) -> Path:
@@ -67,6 +69,20 @@ class Prediction:
         """Frame i of a batch."""
         arrays = (f.name for f in fields(self) if f.name != "camera")
         return replace(self, **{name: getattr(self, name)[i] for name in arrays})
+
+    def mirrored(self, camera: Intrinsics) -> Prediction:
+        """This prediction seen in the left-right mirror image, whose camera is `camera` (u -> W-1-u,
+        x -> -x, the crop flipped). The latent stays: it describes the hand the network saw."""
+        shift_u = np.array([camera.width_px - 1, 0.0, 0.0])
+        return replace(
+            self,
+            joints_xyz_mm=(self.joints_xyz_mm * _FLIP_U).astype(np.float32),
+            joints_uvd=(self.joints_uvd * _FLIP_U + shift_u).astype(np.float32),
+            crop=np.ascontiguousarray(self.crop[..., ::-1]),
+            center_uvd=self.center_uvd * _FLIP_U + shift_u,
+            center_xyz_mm=self.center_xyz_mm * _FLIP_U,
+            camera=camera,
+        )
 
 
 class HandPoseEstimator:
@@ -138,56 +154,115 @@ class HandPoseEstimator:
         )
 
     def predict(
-        self, depth_mm: np.ndarray, camera: Intrinsics, center_uvd: np.ndarray | None = None
+        self,
+        depth_mm: np.ndarray,
+        camera: Intrinsics,
+        center_uvd: np.ndarray | None = None,
+        *,
+        depth_unit: str | float = "mm",
+        handedness: Handedness = "right",
     ) -> Prediction:
-        """Raw depth frame(s) in mm, (H, W) or (B, H, W), 0 = missing -> their Prediction, without
-        the batch axis for a single frame. `center_uvd` (3,) or (B, 3) skips the hand detection;
-        a detected centre is moved to the predicted palm `recenter_passes` times (the model's
-        config): the detection is pulled toward the forearm, 48 mm from the palm on average."""
+        """Raw depth frame(s), (H, W) or (B, H, W), 0 = missing, in `depth_unit` (mm unless told:
+        `crossingnets.data.depth_units`) -> their Prediction, without the batch axis for a single
+        frame. Each frame is range-checked, so a frame in the wrong unit raises DepthUnitError
+        naming the likely one. `center_uvd` (3,) or (B, 3), px and mm whatever the depth unit, skips
+        the hand detection; a detected centre is moved to the predicted palm `recenter_passes`
+        times (the model's config): the detection is pulled toward the forearm, 48 mm from the palm
+        on average. A left hand is mirrored in and its prediction mirrored back
+        (`Prediction.mirrored`): the models know right hands."""
         depth_mm = np.asarray(depth_mm)
         single = depth_mm.ndim == 2
         frames = depth_mm[None] if single else depth_mm
         if frames.ndim != 3:
             raise ValueError(f"depth must be (H, W) or (B, H, W) in mm, got shape {depth_mm.shape}")
-        centers = (
-            [None] * len(frames)
-            if center_uvd is None
-            else np.asarray(center_uvd, float).reshape(len(frames), 3)
-        )
-        out = self._predict_centred(frames, camera, centers)
-        if center_uvd is None:  # a centre the user gives is kept; a detected one is refined
-            for _ in range(self.model.config.recenter_passes):
-                out = self._predict_centred(frames, camera, out.joints_uvd[:, self.convention.root])
+        frames = [to_mm(f, depth_unit, max_depth_mm=self.crop.max_depth_mm) for f in frames]  # no copy in mm
+        centers = None if center_uvd is None else np.asarray(center_uvd, float).reshape(len(frames), 3)
+        out = self._predict_frames(frames, camera, centers, handedness)
         return out.frame(0) if single else out
 
-    def _predict_centred(self, frames: np.ndarray, camera: Intrinsics, centers: Sequence) -> Prediction:
-        """Frames (B, H, W) mm cropped around their centres (B of (3,) uvd, or None: detected)."""
+    def _predict_frames(
+        self,
+        frames: Sequence[np.ndarray],
+        camera: Intrinsics,
+        centers: np.ndarray | None,
+        handedness: Handedness,
+    ) -> Prediction:
+        """B frames (H, W) in mm, checked, with their centres (B, 3) uvd or None (detect) -> the
+        batch's Prediction; a left hand goes through the mirror image."""
+        if handedness not in HANDEDNESS:
+            raise ValueError(f"handedness must be one of {HANDEDNESS}, got {handedness!r}")
+        cam = camera
+        if handedness == "left":
+            frames, cam = [np.ascontiguousarray(f[:, ::-1]) for f in frames], camera.mirrored()
+            centers = None if centers is None else centers * _FLIP_U + [camera.width_px - 1, 0.0, 0.0]
+        out = self._predict_centred(frames, cam, [None] * len(frames) if centers is None else centers)
+        if centers is None:  # a centre the user gives is kept; a detected one is refined
+            for _ in range(self.model.config.recenter_passes):
+                out = self._predict_centred(frames, cam, out.joints_uvd[:, self.convention.root])
+        return out.mirrored(camera) if handedness == "left" else out
+
+    def _predict_centred(
+        self, frames: Sequence[np.ndarray], camera: Intrinsics, centers: Sequence
+    ) -> Prediction:
+        """B frames (H, W) in mm cropped around their centres (B of (3,) uvd, or None: detected)."""
         crops = [preprocess(f, camera, self.crop, c) for f, c in zip(frames, centers, strict=True)]
         return self.predict_crops(
             np.stack([c.depth for c in crops]), np.stack([c.com_uvd for c in crops]), camera
         )
 
+    def predict_raw(
+        self,
+        raw: np.ndarray,
+        camera: str | os.PathLike | Intrinsics,
+        custom: tuple[float, float, float, float] | None = None,
+        center: tuple[float, float, float] | None = None,
+        *,
+        depth_unit: str | float = "mm",
+        handedness: Handedness = "right",
+        name: str = "depth frame",
+    ) -> Prediction:
+        """One (H, W) frame as its sensor stores it -> its Prediction.
+
+        camera: a preset (`crossingnets.camera.PRESETS`) or camera file checked against the frame's
+        size (scaled where the frame is an exact multiple), an Intrinsics, or "custom" with
+        `custom` = (fx, fy, cx, cy) px; depth_unit: mm per stored unit or a name ("mm", "m",
+        "0.125 mm"); center: (u px, v px, d mm) read by `parse_center` (d <= 0: from the image),
+        None or zeros to detect; handedness: "left" mirrors the frame in and the joints out; name:
+        what messages call the frame. Raises DepthImageError, NoHandError (DepthUnitError for a
+        frame in the wrong unit) or ValueError, each naming what was wrong.
+        """
+        depth, cam = sensor_frame_to_mm(raw, camera, custom, depth_unit, name, self.crop.max_depth_mm)
+        centers = parse_center(center, depth)
+        try:
+            return self._predict_frames(
+                [depth], cam, None if centers is None else centers[None], handedness
+            ).frame(0)
+        except NoHandError as err:
+            raise NoHandError(f"{name}: {err}") from None
+
     def predict_file(
         self,
         path: str | os.PathLike,
-        camera: str,
+        camera: str | os.PathLike | Intrinsics,
         custom: tuple[float, float, float, float] | None = None,
         center: tuple[float, float, float] | None = None,
         limits: UploadLimits = DEFAULT_LIMITS,
+        *,
+        depth_unit: str | float = "mm",
+        handedness: Handedness = "right",
     ) -> Prediction:
-        """A depth file (`crossingnets.data.depth_file.load_depth`'s formats) -> its Prediction.
-
-        camera: a preset ("nyu", "icvl", "msra") matching the frame's size, or "custom" with
-        `custom` = (fx, fy, cx, cy) px; center: (u px, v px, d mm) read by `parse_center` (d <= 0:
-        from the image), None or zeros to detect. Raises DepthImageError, NoHandError or
-        ValueError, each naming what was wrong, for a message to the user.
-        """
-        depth = load_depth(path, limits)
-        cam = camera_for(camera, depth.shape, custom)
-        try:
-            return self.predict(depth, cam, parse_center(center, depth))
-        except NoHandError as err:
-            raise NoHandError(f"depth image {Path(path).name}: {err}") from None
+        """A depth file (`crossingnets.data.depth_file.load_depth`'s formats) -> its Prediction;
+        the other arguments as `predict_raw` reads them."""
+        name = f"depth image {Path(path).name}"
+        return self.predict_raw(
+            load_depth(path, limits),
+            camera,
+            custom,
+            center,
+            depth_unit=depth_unit,
+            handedness=handedness,
+            name=name,
+        )
 
     @torch.inference_mode()
     def decode_latent(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -211,54 +286,3 @@ class HandPoseEstimator:
         estimate of z_a - z_b; its norm is the distance."""
         a, b = (self._tensor(c).reshape(-1, 1, *np.shape(c)[-2:]) for c in (crop_a, crop_b))
         return self._crossingnet("smoothness_distance").smoothness(a, b).cpu().numpy()
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "images",
-        nargs="+",
-        help="depth frames: 16-bit PNG in mm, NYU RGB-encoded PNG, MSRA .bin, .npy in mm",
-    )
-    p.add_argument("--checkpoint", required=True, help="released model folder (or a run folder)")
-    p.add_argument(
-        "--camera",
-        choices=sorted(CAMERAS),
-        help="sensor intrinsics, matching the frames' size (default: the model's convention)",
-    )
-    p.add_argument(
-        "--center",
-        type=float,
-        nargs=3,
-        metavar=("U", "V", "D"),
-        help="hand centre uvd; D <= 0 takes the depth from the image (default: detect)",
-    )
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
-
-
-def prediction_record(image: str | os.PathLike, pred: Prediction, convention: Convention) -> dict:
-    """One frame's Prediction as `crossingnets predict` prints it: JSON-ready lists, 4 decimals."""
-    arrays = {
-        "joints_xyz": pred.joints_xyz_mm,
-        "joints_uvd": pred.joints_uvd,
-        "com_uvd": pred.center_uvd,
-        "latent": pred.latent,
-    }
-    return {
-        "image": str(image),
-        "convention": convention.name,
-        "joint_names": list(convention.joint_names),
-        **{k: np.round(v.astype(float), 4).tolist() for k, v in arrays.items()},
-    }
-
-
-def main(args: argparse.Namespace) -> int:
-    estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device)
-    camera = args.camera or estimator.convention.name
-    for image in args.images:
-        pred = estimator.predict_file(image, camera, center=args.center)
-        print(json.dumps(prediction_record(image, pred, estimator.convention)))
-    return 0

@@ -86,8 +86,11 @@ def test_predict_file_reads_camera_and_center(model_dir: Path, tmp_path: Path) -
     np.testing.assert_allclose(pred.center_uvd, [150, 110, 450], atol=1e-3)
     direct = est.predict(frame, CAM, center_uvd=pred.center_uvd)
     np.testing.assert_array_equal(pred.joints_xyz_mm, direct.joints_xyz_mm)
-    with pytest.raises(ValueError, match="NYU camera is 640x480"):
-        est.predict_file(tmp_path / "f.npy", "nyu")
+    # a preset whose size is an exact multiple of the frame's is scaled (NYU at half resolution)
+    half = est.predict_file(tmp_path / "f.npy", "nyu").camera
+    assert (half.fx, half.cx, half.width_px) == (CAMERAS["nyu"].fx / 2, 159.75, 320)
+    with pytest.raises(ValueError, match="Kinect v2 camera is 512x424"):
+        est.predict_file(tmp_path / "f.npy", "kinect_v2")
     np.save(tmp_path / "wall.npy", np.full_like(frame, 4000.0))
     with pytest.raises(NoHandError, match=r"wall.npy: .*no hand in range"):
         est.predict_file(tmp_path / "wall.npy", "icvl")

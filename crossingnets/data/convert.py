@@ -11,7 +11,8 @@ Usage:
     crossingnets convert nyu ROOT --split test --out nyu_test.h5 [--camera 1]
     crossingnets convert icvl ROOT --split train --out icvl_train.h5
     crossingnets convert msra ROOT --split test --subject P0 --out msra_p0_test.h5
-Options: --center {detect,labels,FILE}, --limit N, --skip-bad, --cube-mm, --crop-px, --overwrite.
+Options: --center {detect,labels,FILE}, --limit N, --skip-bad, --cube-mm, --crop-px, --overwrite,
+--depth-unit (a copy whose depth files were re-saved in another unit than the dataset's mm).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from crossingnets.camera import Intrinsics, xyz_to_uvd
 from crossingnets.data import icvl, msra, nyu
+from crossingnets.data.depth_units import parse_depth_unit, to_mm
 from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.data.raw import SPLITS, BadFrameError, FrameReader, RawFrame
 from crossingnets.data.store import StoreWriter
@@ -109,24 +111,31 @@ def convert_frames(
     skip_bad: bool = False,
     overwrite: bool = False,
     batch_frames: int = 64,
+    depth_unit: str | float = "mm",
 ) -> ConvertReport:
     """Preprocess frames 0..limit of `reader` into a new store at `out`.
 
     A bad frame (BadFrameError, or no hand pixel in the cube) stops the conversion, nothing is
     written, unless `skip_bad`: then it is logged, left out, and listed in `<out>.skipped.txt`
-    (`skipped_path`), so frame i of the store need not be frame i of the split.
+    (`skipped_path`), so frame i of the store need not be frame i of the split. `depth_unit`: what
+    the reader's depth values are in (the datasets ship mm); each frame is scaled to mm and
+    range-checked, so a copy in another unit fails with the unit that would fit
+    (`crossingnets.data.depth_units`).
     """
     center_of = center_function(center, reader)
     count = len(reader) if limit is None else min(limit, len(reader))
     report = ConvertReport(path=Path(out))
     batch: dict[str, list[np.ndarray]] = {k: [] for k in ("depth", "joints_xyz", "joints_uvd", "com_uvd")}
+    unit_mm = parse_depth_unit(depth_unit)
     meta = {**attrs, "center": center, "limit": -1 if limit is None else limit, "skip_bad": skip_bad}
+    meta["depth_unit_mm"] = unit_mm
     with StoreWriter(out, reader.convention, reader.camera, crop, meta, overwrite=overwrite) as writer:
         bar = tqdm(range(count), desc=f"convert {reader.convention.name}", unit="frame")
         for index in bar:
             try:
                 frame = reader.load(index)
-                sample = preprocess(frame.depth_mm, reader.camera, crop, center_of(index, frame))
+                depth_mm = to_mm(frame.depth_mm, unit_mm, "depth frame", crop.max_depth_mm)
+                sample = preprocess(depth_mm, reader.camera, crop, center_of(index, frame))
             except (BadFrameError, NoHandError) as err:
                 if not skip_bad:
                     raise BadFrameError(f"frame {index} ({reader.frame_name(index)}): {err}") from err
@@ -202,6 +211,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="convert only the first N frames, for quick looks")
     parser.add_argument("--skip-bad", action="store_true", help="log and skip bad frames instead of stopping")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument(
+        "--depth-unit",
+        default="mm",
+        help="unit of the depth files when not the dataset's mm (m, 0.1 mm, 0.125, ...)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -218,7 +232,7 @@ def main(args: argparse.Namespace) -> int:
     }
     report = convert_frames(
         reader, args.out, crop, attrs, center=args.center, limit=args.limit,
-        skip_bad=args.skip_bad, overwrite=args.overwrite,
+        skip_bad=args.skip_bad, overwrite=args.overwrite, depth_unit=args.depth_unit,
     )  # fmt: skip
     log.info("wrote %d frames to %s (%d skipped)", report.num_frames, report.path, len(report.skipped))
     return 0

@@ -10,53 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from crossingnets.files import atomic_output
 from crossingnets.inference import resolve_model_folder
 from crossingnets.models import LatentPoseModel
-
-INPUT_NAME = "depth"
-OUTPUT_NAMES = ("joints_mm", "latent")
-OPSET = 17  # supported by every onnxruntime >= 1.14
-
-
-def export_onnx(model: LatentPoseModel, path: str | os.PathLike, opset: int = OPSET) -> Path:
-    """Write `model`'s inference path to `path` with a dynamic batch axis (atomic write)."""
-    model = model.eval()
-    s = model.config.crop_px
-    dummy = torch.zeros(2, 1, s, s)
-    path = Path(path)
-    with atomic_output(path) as tmp, warnings.catch_warnings():
-        # torch 2.9+ deprecates the TorchScript exporter; the dynamo one needs onnxscript, which
-        # is not a dependency. Both give the same graph for this static network.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
-            opset_version=opset,
-            dynamo=False,
-        )
-    return path
-
-
-def onnx_session(path: str | os.PathLike, threads: int | None = None):
-    """An onnxruntime CPU session for an exported model."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+from crossingnets.runtime import INPUT_NAME, OPSET, OUTPUT_NAMES, export_onnx, onnx_session
 
 
 def max_difference(model: LatentPoseModel, path: str | os.PathLike, depth: np.ndarray) -> float:

@@ -12,6 +12,7 @@ tools (`decode_latent`, `generate_depth`, `smoothness_distance`) live here too.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -27,6 +28,7 @@ from crossingnets.data.depth_units import sensor_frame_to_mm, to_mm
 from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.hand.conventions import Convention, get_convention
 from crossingnets.models import CrossingNet, LatentPoseModel
+from crossingnets.runtime import Network, load_network
 
 _FLIP_U = np.array([-1.0, 1.0, 1.0])  # uvd and xyz: u -> (W - 1) - u, x -> -x
 
@@ -106,6 +108,13 @@ class HandPoseEstimator:
         folder = resolve_model_folder(path)
         return cls(LatentPoseModel.from_pretrained(folder), load_latent_stats(folder), device)
 
+    @functools.cached_property
+    def network(self) -> Network:
+        """The inference network as `crossingnets.runtime` runs it fastest (ONNX Runtime with the
+        sparse posterior kernel; eager PyTorch as the fallback), built on first use from the
+        weights as they are then."""
+        return load_network(self.model, device=self.device)
+
     @property
     def crop(self) -> CropConfig:
         return CropConfig(cube_mm=self.model.config.cube_mm, crop_px=self.model.config.crop_px)
@@ -131,7 +140,7 @@ class HandPoseEstimator:
         Runs `batch_size` crops at a time (a whole test set fits in memory as crops, not as
         activations).
         """
-        x = torch.as_tensor(crops, dtype=torch.float32)  # moved to the device chunk by chunk
+        x = torch.as_tensor(crops, dtype=torch.float32).cpu().numpy()
         if x.ndim == 3:
             x = x[:, None]
         s = self.crop.crop_px
@@ -140,13 +149,13 @@ class HandPoseEstimator:
         center_uvd = np.asarray(center_uvd, dtype=np.float64).reshape(-1, 3)
         if len(center_uvd) != len(x):
             raise ValueError(f"got {len(x)} crops but {len(center_uvd)} centres")
-        chunks = [self.model(x[i : i + batch_size].to(self.device)) for i in range(0, len(x), batch_size)]
-        joints_mm, latent = (torch.cat(parts).cpu().numpy() for parts in zip(*chunks, strict=True))
+        chunks = [self.network(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        joints_mm, latent = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
         joints_xyz, joints_uvd = joints_from_crop_frame(joints_mm, center_uvd, camera)
         return Prediction(
             joints_xyz_mm=joints_xyz,
             joints_uvd=joints_uvd,
-            crop=x[:, 0].cpu().numpy(),
+            crop=x[:, 0],
             center_uvd=center_uvd,
             center_xyz_mm=uvd_to_xyz(center_uvd, camera),
             latent=latent,

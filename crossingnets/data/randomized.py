@@ -74,18 +74,18 @@ def render_chunk(seed: int, index: int, cfg: RandomizeConfig) -> dict[str, np.nd
     convention, cam, crop = get_convention(gen.convention), get_camera(gen.convention), gen.crop()
     rows = []
     while len(rows) < cfg.chunk_frames:
-        batch = render_batch(rng, gen.batch_frames, convention, cam, gen)
-        for depth, joints in zip(batch.depth_mm, batch.joints_xyz, strict=True):
+        batch = render_batch(rng, gen.batch_frames, convention, cam, gen, windows=True)
+        for (depth, origin), joints in zip(batch.frames(), batch.joints_xyz, strict=True):
             try:
                 if rng.random() < cfg.palm_center_prob:
                     center_xyz = joints[convention.root].astype(np.float64)
                 else:
-                    center_xyz = uvd_to_xyz(detect_center(depth, cam, crop), cam)
+                    center_xyz = uvd_to_xyz(detect_center(depth, cam, crop, origin), cam)
             except NoHandError:
                 continue
             center_xyz = center_xyz + rng.normal(0.0, cfg.center_jitter_mm, 3)
             com = xyz_to_uvd(center_xyz, cam)
-            image = crop_depth(depth, com, cam, crop)
+            image = crop_depth(depth, com, cam, crop, origin)
             if (image >= 1.0).all():
                 continue
             rows.append((image[None], joints, xyz_to_uvd(joints, cam), com))

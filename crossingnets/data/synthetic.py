@@ -28,8 +28,9 @@ from crossingnets.hand.kinematics import (
     hand_capsules,
     landmarks_to_joints,
 )
+from crossingnets.hand.render import Rendering
 from crossingnets.hand.sampler import SamplerConfig, sample_hands
-from crossingnets.hand.sensor import SceneConfig, SensorConfig, simulate_depth
+from crossingnets.hand.sensor import SceneConfig, SensorConfig, simulate
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,18 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class SyntheticBatch:
-    depth_mm: np.ndarray  # (B, H, W) raw sensor-like frames, 0 = missing
+    depth_mm: np.ndarray  # (B, H, W) raw sensor-like frames, 0 = missing; packed windows: see `sensed`
     joints_xyz: np.ndarray  # (B, J, 3) camera mm
+    sensed: Rendering | None = None  # with windows: their layout (`Rendering.window`); None: frames
+
+    def frames(self) -> Iterator[tuple[np.ndarray, tuple[int, int] | None]]:
+        """Each frame's depth and the origin (u0, v0) of its window in the camera's frame (None:
+        the whole frame), as `preprocess` takes them."""
+        for b in range(len(self.joints_xyz)):
+            if self.sensed is None:
+                yield self.depth_mm[b], None
+            else:
+                yield self.sensed.window(self.depth_mm, b), tuple(int(x) for x in self.sensed.roi_px[b, :2])
 
 
 def render_hands(
@@ -65,19 +76,26 @@ def render_hands(
     convention: Convention,
     cam: Intrinsics,
     cfg: GenerateConfig,
+    windows: bool = False,
 ) -> SyntheticBatch:
-    """Given hands as raw sensor-like depth frames with their joints."""
-    joints = landmarks_to_joints(forward_kinematics(pose, shape), convention)
-    depth = simulate_depth(hand_capsules(pose, shape), cam, rng, cfg.sensor, cfg.scene)
-    return SyntheticBatch(depth, np.asarray(joints, dtype=np.float32))
+    """Given hands as raw sensor-like depth frames with their joints. `windows`: each frame's
+    window alone (the frame is 0 outside it): the same crops for a fraction of the work."""
+    joints = np.asarray(landmarks_to_joints(forward_kinematics(pose, shape), convention), dtype=np.float32)
+    sensed = simulate(hand_capsules(pose, shape), cam, rng, cfg.sensor, cfg.scene, windows)
+    return SyntheticBatch(sensed.depth_mm, joints, sensed if windows else None)
 
 
 def render_batch(
-    rng: np.random.Generator, n: int, convention: Convention, cam: Intrinsics, cfg: GenerateConfig
+    rng: np.random.Generator,
+    n: int,
+    convention: Convention,
+    cam: Intrinsics,
+    cfg: GenerateConfig,
+    windows: bool = False,
 ) -> SyntheticBatch:
-    """`n` random hands as raw depth frames with their joints."""
+    """`n` random hands as raw depth frames (or windows) with their joints."""
     pose, shape = sample_hands(rng, n, cam, cfg.sampler)
-    return render_hands(rng, pose, shape, convention, cam, cfg)
+    return render_hands(rng, pose, shape, convention, cam, cfg, windows)
 
 
 def to_network_input(
@@ -86,9 +104,9 @@ def to_network_input(
     """Raw frames -> store fields through the shared preprocessing; frames whose crop holds no
     hand (possible after heavy sensor dropout) are dropped. None when nothing is left."""
     rows = []
-    for depth, joints in zip(batch.depth_mm, batch.joints_xyz, strict=True):
+    for (depth, origin), joints in zip(batch.frames(), batch.joints_xyz, strict=True):
         try:
-            c = preprocess(depth, cam, crop)
+            c = preprocess(depth, cam, crop, origin_px=origin)
         except NoHandError:
             continue
         rows.append((c.depth[None], joints, xyz_to_uvd(joints, cam), c.com_uvd))
@@ -106,7 +124,9 @@ def iter_frames(n: int, seed: int, cfg: GenerateConfig) -> Iterator[dict[str, np
     rng = np.random.default_rng(seed)
     left = n
     while left > 0:
-        batch = to_network_input(render_batch(rng, cfg.batch_frames, convention, cam, cfg), cam, crop)
+        batch = to_network_input(
+            render_batch(rng, cfg.batch_frames, convention, cam, cfg, windows=True), cam, crop
+        )
         if batch is None:
             continue
         batch = {k: v[:left] for k, v in batch.items()}
@@ -134,7 +154,7 @@ def iter_posed_frames(
     for lo in range(0, len(pose.rotation), cfg.batch_frames):
         part = slice(lo, lo + cfg.batch_frames)
         hands = render_hands(rng, HandPose(*(a[part] for a in pose)), HandShape(*(a[part] for a in shape)),
-                             convention, cam, cfg)  # fmt: skip
+                             convention, cam, cfg, windows=True)  # fmt: skip
         batch = to_network_input(hands, cam, crop)
         if batch is not None:
             yield batch

@@ -46,12 +46,34 @@ class Background(NamedTuple):
 
 
 class Rendering(NamedTuple):
-    """What the camera sees before any sensor effect."""
+    """What the camera sees before any sensor effect: whole frames, or with `window_start` each
+    frame's roi alone, packed (the frame is 0 outside its roi)."""
 
     depth_mm: np.ndarray  # (B, H, W) float32 z of the nearest surface, 0 where the ray hits nothing
     cos_view: np.ndarray  # (B, H, W) float32 cosine between surface normal and the ray back to the camera
     hand_box_px: np.ndarray  # (B, 4) int32 (u0, v0, u1, v1), end exclusive: holds every hand pixel
     roi_px: np.ndarray  # (B, 4) int32 (u0, v0, u1, v1): holds every nonzero pixel (hand + background)
+    # (B + 1,) int64: frame b's roi, row-major, is [start[b], start[b + 1]) of the arrays above, which
+    # are then 1-D. None: whole frames.
+    window_start: np.ndarray | None = None
+
+    def window(self, array: np.ndarray, b: int) -> np.ndarray:
+        """Frame b's roi (h, w) in `array` (depth_mm, cos_view, or an array shaped like them)."""
+        u0, v0, u1, v1 = self.roi_px[b]
+        if self.window_start is None:
+            return array[b, v0:v1, u0:u1]
+        return array[self.window_start[b] : self.window_start[b + 1]].reshape(v1 - v0, u1 - u0)
+
+    def layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The arrays as the kernels see them: frame b is flat[start[b] : start[b] + h * w] shaped
+        (h, w) = shape[b], whose pixel [0, 0] is frame pixel (u, v) = origin[b]."""
+        batch = len(self.roi_px)
+        if self.window_start is None:
+            h, w = self.depth_mm.shape[1:]
+            start = np.arange(batch, dtype=np.int64) * (h * w)
+            return start, np.tile(np.array([h, w], np.int64), (batch, 1)), np.zeros((batch, 2), np.int64)
+        size = (self.roi_px[:, 2:] - self.roi_px[:, :2]).astype(np.int64)
+        return self.window_start[:-1], size[:, ::-1].copy(), self.roi_px[:, :2].astype(np.int64)
 
 
 def render_depth(capsules: Capsules, cam: Intrinsics) -> np.ndarray:
@@ -64,6 +86,7 @@ def render(
     cam: Intrinsics,
     background: Background | None = None,
     background_margin_mm: float = 150.0,
+    windows: bool = False,
 ) -> Rendering:
     """Ray cast hands and optional background surfaces into one z-buffer per frame.
 
@@ -71,14 +94,29 @@ def render(
     hand's pixel box grown by `background_margin_mm` (converted to pixels at the hand's nearest
     depth): with the default, any crop cube up to 300 mm centred on a hand point is covered, while
     the full frame would cost several times more. Pass `math.inf` for full frames.
+
+    windows: return each frame's roi alone, packed (`Rendering.window_start`): the same pixels as
+    the frames, without allocating and touching (B, H, W) arrays that are 0 but for the hand.
     """
     scene = _prepare_scene(capsules, cam, background, background_margin_mm)
-    shape = (len(scene.hand_box_px), cam.height_px, cam.width_px)
-    # np.zeros maps untouched pages lazily, so frames pay only for the window they draw into.
-    depth = np.zeros(shape, dtype=np.float32)
-    cos_view = np.zeros(shape, dtype=np.float32)
-    _render_batch(*scene.arrays, *_camera_args(cam), scene.roi_px, depth, cos_view)
-    return Rendering(depth, cos_view, scene.hand_box_px, scene.roi_px)
+    roi = scene.roi_px
+    if windows:
+        area = np.prod((roi[:, 2:] - roi[:, :2]).astype(np.int64), axis=1)
+        start = np.concatenate([[0], np.cumsum(area)]).astype(np.int64)
+        shape: tuple[int, ...] = (int(start[-1]),)
+    else:
+        start, shape = None, (len(roi), cam.height_px, cam.width_px)
+    # np.zeros maps untouched pages lazily, so whole frames pay only for the window they draw into.
+    out = Rendering(np.zeros(shape, np.float32), np.zeros(shape, np.float32), scene.hand_box_px, roi, start)
+    _render_batch(
+        *scene.arrays, *_camera_args(cam), roi, *out.layout(), _flat(out.depth_mm), _flat(out.cos_view)
+    )
+    return out
+
+
+def _flat(array: np.ndarray) -> np.ndarray:
+    """A 1-D view of a C-contiguous array (the kernels' layout)."""
+    return array.reshape(-1)
 
 
 class _Scene(NamedTuple):
@@ -255,6 +293,9 @@ def _draw_capsule(a, b, r, fx, fy, cx, cy, depth, cos_view, u0, v0):
     ua, va, ub, vb, rho = _capsule_outline(a, b, r, fx, fy, cx, cy)
     height, width = depth.shape
     ifx, ify = 1.0 / fx, 1.0 / fy
+    # Every hit lies at depth >= the capsule's nearest z; a pixel already nearer than that (with a
+    # margin far above rounding) cannot change, so its quadratic is skipped.
+    hidden_below = min(az, b[2]) - r - 1e-3
     row0, row1 = _clip_range(min(va, vb) - rho, max(va, vb) + rho, v0, v0 + height)
     for v in range(row0, row1):
         lo, hi = _row_span(ua, va, ub, vb, rho, v)
@@ -262,6 +303,9 @@ def _draw_capsule(a, b, r, fx, fy, cx, cy, depth, cos_view, u0, v0):
         dy = (v - cy) * ify
         ed_row, da_row, dd_row = ey * dy + ez, -(ay * dy + az), dy * dy + 1.0
         for u in range(col0, col1):
+            z = depth[v - v0, u - u0]
+            if 0.0 < z < hidden_below:
+                continue
             dx = (u - cx) * ifx
             dd = dx * dx + dd_row
             ed = ex * dx + ed_row
@@ -370,11 +414,19 @@ def _draw_frame(start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, de
 
 @njit(parallel=True, cache=True)
 def _render_batch(
-    start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, width, height, roi, depth, cos_view
-):
-    for b in prange(depth.shape[0]):
+    start, end, radius, ell_c, ell_r, pl_n, pl_d, fx, fy, cx, cy, width, height, roi, at, shape, origin,
+    depth, cos_view,
+):  # fmt: skip
+    """Frame b's roi into its array: depth[at[b] : at[b] + h * w] shaped (h, w) = shape[b], pixel
+    [0, 0] at frame pixel origin[b] (`Rendering.layout`)."""
+    for b in prange(roi.shape[0]):
         u0, v0, u1, v1 = roi[b, 0], roi[b, 1], roi[b, 2], roi[b, 3]
+        h, w = shape[b, 0], shape[b, 1]
+        frame_depth = depth[at[b] : at[b] + h * w].reshape((h, w))
+        frame_cos = cos_view[at[b] : at[b] + h * w].reshape((h, w))
+        i0, j0 = v0 - origin[b, 1], u0 - origin[b, 0]
+        i1, j1 = i0 + v1 - v0, j0 + u1 - u0
         _draw_frame(
             start[b], end[b], radius[b], ell_c[b], ell_r[b], pl_n[b], pl_d[b], fx, fy, cx, cy,
-            depth[b, v0:v1, u0:u1], cos_view[b, v0:v1, u0:u1], u0, v0,
+            frame_depth[i0:i1, j0:j1], frame_cos[i0:i1, j0:j1], u0, v0,
         )  # fmt: skip

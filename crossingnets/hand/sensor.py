@@ -166,29 +166,39 @@ def simulate_depth(
 ) -> np.ndarray:
     """Capsule hands -> (B, H, W) float32 sensor-like depth in mm (0 = missing): the raw frames
     that go through `crossingnets.data.preprocess` exactly like real ones."""
+    return simulate(capsules, cam, rng, sensor, scene).depth_mm
+
+
+def simulate(
+    capsules: Capsules,
+    cam: Intrinsics,
+    rng: np.random.Generator,
+    sensor: SensorConfig = SensorConfig(),
+    scene: SceneConfig = SceneConfig(),
+    windows: bool = False,
+) -> Rendering:
+    """`simulate_depth` as a Rendering whose depth is the sensor's; with `windows`, each frame's
+    roi alone (`Rendering.window`): bitwise the same pixels, from the same `rng` draws, for the
+    work of the rois."""
     background = sample_background(rng, capsules, scene)
-    return apply_sensor(render(capsules, cam, background, scene.margin_mm), cam, sensor, rng)
+    rendering = render(capsules, cam, background, scene.margin_mm, windows)
+    return rendering._replace(depth_mm=apply_sensor(rendering, cam, sensor, rng))
 
 
 def apply_sensor(
     rendering: Rendering, cam: Intrinsics, cfg: SensorConfig, rng: np.random.Generator
 ) -> np.ndarray:
-    """Clean rendering -> (B, H, W) float32 depth in mm with sensor effects; 0 = missing.
+    """Clean rendering -> float32 depth in mm with sensor effects, 0 = missing, shaped like
+    `rendering.depth_mm` (whole frames or windows).
 
     Only `rendering.roi_px` is processed (it holds every nonzero pixel). Consumes from `rng` one
     seed per frame and the hole blobs, so it is deterministic for a given generator state.
     """
     seeds, holes = _frame_randomness(rng, rendering.hand_box_px, cfg)
     out = np.zeros_like(rendering.depth_mm)
+    flat = (a.reshape(-1) for a in (rendering.depth_mm, rendering.cos_view, out))
     _sensor_batch(
-        rendering.depth_mm,
-        rendering.cos_view,
-        rendering.roi_px,
-        seeds,
-        holes,
-        _params(cfg, cam),
-        _edge_cut(cfg),
-        out,
+        *flat, rendering.roi_px, *rendering.layout(), seeds, holes, _params(cfg, cam), _edge_cut(cfg)
     )
     return out
 
@@ -315,10 +325,9 @@ def _bilinear_weights(cell):
 
 
 @njit(cache=True)
-def _smooth_gauss(grid, i0, j0, weights, cell, u, v):
-    """Unit-variance smooth N(0, 1) field at pixel (u, v)."""
-    i, j = u // cell - i0, v // cell - j0
-    oy, ox = v % cell, u % cell  # plain indices: a per-pixel view would cost atomic refcounts
+def _smooth_gauss(grid, weights, i, j, ox, oy):
+    """Unit-variance smooth N(0, 1) field at the pixel (ox, oy) px into grid cell (i, j); the
+    caller steps these along a row, so the pixel loop holds no integer division."""
     return (
         weights[oy, ox, 0] * grid[j, i]
         + weights[oy, ox, 1] * grid[j, i + 1]
@@ -348,26 +357,31 @@ def _shadow(depth, focal_baseline, missing):
 @njit(cache=True)
 def _edge_distance(depth, jump_mm, band):
     """Chebyshev distance (capped at band + 1) from each pixel to a pixel at a depth jump: a
-    4-neighbour missing (outside the window counts as missing) or more than `jump_mm` away."""
+    4-neighbour missing (outside the window counts as missing) or more than `jump_mm` away.
+
+    Row by row: first which pixels are at a jump (no branch per pixel, so the loop vectorises),
+    then only those stamp their neighbourhood."""
     height, width = depth.shape
     dist = np.full((height, width), band + 1, dtype=np.int8)
+    none = np.zeros(width, np.float32)  # the missing row above the first and below the last
+    pad = np.zeros(width + 2, np.float32)  # the row with a missing pixel at each end
+    at_jump = np.zeros(width, np.bool_)
     for i in range(height):
+        up = depth[i - 1] if i > 0 else none
+        down = depth[i + 1] if i + 1 < height else none
+        pad[1:-1] = depth[i]
         for j in range(width):
-            z = depth[i, j]
-            if z <= 0.0:
-                continue
-            left = depth[i, j - 1] if j > 0 else 0.0
-            right = depth[i, j + 1] if j + 1 < width else 0.0
-            up = depth[i - 1, j] if i > 0 else 0.0
-            down = depth[i + 1, j] if i + 1 < height else 0.0
-            if (
-                min(left, right, up, down) > 0.0
-                and max(abs(left - z), abs(right - z), abs(up - z), abs(down - z)) <= jump_mm
-            ):
-                continue
-            for ii in range(max(0, i - band), min(height, i + band + 1)):
-                for jj in range(max(0, j - band), min(width, j + band + 1)):
-                    dist[ii, jj] = min(dist[ii, jj], max(abs(ii - i), abs(jj - j)))
+            z = np.float64(pad[j + 1])
+            left, right = np.float64(pad[j]), np.float64(pad[j + 2])
+            above, below = np.float64(up[j]), np.float64(down[j])
+            jump = max(abs(left - z), abs(right - z), abs(above - z), abs(below - z))
+            inside = (min(left, right, above, below) > 0.0) & (jump <= jump_mm)
+            at_jump[j] = (z > 0.0) & np.logical_not(inside)
+        for j in range(width):
+            if at_jump[j]:
+                for ii in range(max(0, i - band), min(height, i + band + 1)):
+                    for jj in range(max(0, j - band), min(width, j + band + 1)):
+                        dist[ii, jj] = min(dist[ii, jj], max(abs(ii - i), abs(jj - j)))
     return dist
 
 
@@ -400,33 +414,53 @@ def _sensor_frame(depth, cos_view, u0, v0, seed, holes, p, edge_cut, out):
     k = p.disparity_mm
     for i in range(height):
         v = v0 + i
+        # Grid cell and offset of each field at (u0 - 1, v), stepped one pixel at the loop's top.
+        e_j, e_oy, e_i, e_ox = (
+            v // p.edge_cell - ej0,
+            v % p.edge_cell,
+            u0 // p.edge_cell - ei0,
+            u0 % p.edge_cell - 1,
+        )
+        n_j, n_oy, n_i, n_ox = (
+            v // p.noise_cell - nj0,
+            v % p.noise_cell,
+            u0 // p.noise_cell - ni0,
+            u0 % p.noise_cell - 1,
+        )
         for j in range(width):
             u = u0 + j
+            e_ox += 1
+            if e_ox == p.edge_cell:
+                e_i, e_ox = e_i + 1, 0
+            n_ox += 1
+            if n_ox == p.noise_cell:
+                n_i, n_ox = n_i + 1, 0
             z = depth[i, j]
             if z <= 0.0 or z < p.z_min or z > p.z_max or missing[i, j]:
                 continue
             d = dist[i, j]
             if d <= p.band:  # ragged silhouettes: a smooth N(0, 1) field bites into the band
-                if _smooth_gauss(edge_grid, ei0, ej0, edge_w, p.edge_cell, u, v) < edge_cut[d]:
+                if _smooth_gauss(edge_grid, edge_w, e_i, e_j, e_ox, e_oy) < edge_cut[d]:
                     continue
             p_graze = min(max((p.cos_start - cos_view[i, j]) / (p.cos_start - p.cos_full), 0.0), 1.0)
             if _uniform(seed, _PIXEL, u, v) < max(p_graze, p.pixel_p):
                 continue
             if _in_hole(holes, seed, u, v):
                 continue
-            z += (
-                p.noise_1m
-                * (z * 1e-3) ** 2
-                * _smooth_gauss(noise_grid, ni0, nj0, noise_w, p.noise_cell, u, v)
-            )
+            z += p.noise_1m * (z * 1e-3) ** 2 * _smooth_gauss(noise_grid, noise_w, n_i, n_j, n_ox, n_oy)
             out[i, j] = k / round(k / z) if k > 0.0 else z
 
 
 @njit(parallel=True, cache=True)
-def _sensor_batch(depth, cos_view, roi, seeds, holes, p, edge_cut, out):
-    for b in prange(depth.shape[0]):
+def _sensor_batch(depth, cos_view, out, roi, at, shape, origin, seeds, holes, p, edge_cut):
+    """Frame b's roi in its arrays, laid out as `Rendering.layout` says."""
+    for b in prange(roi.shape[0]):
         u0, v0, u1, v1 = roi[b, 0], roi[b, 1], roi[b, 2], roi[b, 3]
+        h, w = shape[b, 0], shape[b, 1]
+        i0, j0 = v0 - origin[b, 1], u0 - origin[b, 0]
+        i1, j1 = i0 + v1 - v0, j0 + u1 - u0
+        frame = slice(at[b], at[b] + h * w)
         _sensor_frame(
-            depth[b, v0:v1, u0:u1], cos_view[b, v0:v1, u0:u1], u0, v0, seeds[b], holes[b], p,
-            edge_cut, out[b, v0:v1, u0:u1],
+            depth[frame].reshape((h, w))[i0:i1, j0:j1], cos_view[frame].reshape((h, w))[i0:i1, j0:j1],
+            u0, v0, seeds[b], holes[b], p, edge_cut, out[frame].reshape((h, w))[i0:i1, j0:j1],
         )  # fmt: skip

@@ -19,13 +19,31 @@ import plotly
 from gradio.components.plot import PlotData
 from PIL import Image
 
-from crossingnets.camera import CAMERAS
+from crossingnets.camera import CAMERAS, HANDEDNESS
+from crossingnets.data.depth_units import UNITS
 from crossingnets.explorer.examples import example_camera
 from crossingnets.explorer.figures import Figure
-from crossingnets.explorer.latent import SLIDER_SIGMAS, latent_from_sliders, latent_view, random_latent
+from crossingnets.explorer.latent import (
+    SLIDER_SIGMAS,
+    latent_from_named,
+    latent_from_sliders,
+    latent_view,
+    random_latent,
+    slider_id,
+    start_latent,
+)
+from crossingnets.explorer.nearest import caption, thumbnail
 from crossingnets.explorer.space import Explorer
-from crossingnets.explorer.upload import CAMERA_CHOICES, mesh_view, upload_view
-from crossingnets.explorer.walk import WALK_MODES, walk_latents, walk_view
+from crossingnets.explorer.upload import (
+    CAMERA_CHOICES,
+    CAMERA_FILE,
+    camera_choice_label,
+    camera_spec,
+    mesh_view,
+    preview_view,
+    upload_view,
+)
+from crossingnets.explorer.walk import WALK_CAMERAS, WALK_MODES, upload_latents, walk_latents, walk_view
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -66,12 +84,14 @@ def build_demo(ex: Explorer) -> gr.Blocks:
         return str(path)
 
     nyu = CAMERAS["nyu"]
-    mean = latent_view(ex, ex.axes.mean)
+    start = latent_view(ex, start_latent(ex))
     examples = list(ex.example_paths)
 
     with gr.Blocks(title="Crossing Nets latent-space explorer", analytics_enabled=False) as demo:
-        upload_state = gr.State(None)  # {"latent": (L,), "joints_xyz": (J, 3)} of the last upload
-        latent_state = gr.State(mean.latent.tolist())
+        upload_state = gr.State(
+            None
+        )  # {"latent": (L,), "joints_xyz": (J, 3), "handedness"} of the last upload
+        latent_state = gr.State(start.latent.tolist())
         gr.Markdown(
             "# Crossing Nets: latent-space explorer\n"
             "3D hand pose from one depth image through a latent space shared by a pose VAE and a depth "
@@ -84,19 +104,41 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=1):
                         depth_file = gr.File(
-                            label="Depth image: 16-bit PNG (mm), NYU RGB PNG, MSRA .bin or .npy",
+                            label="Depth image: 16-bit PNG, NYU RGB PNG, MSRA .bin or .npy",
                             type="filepath",
                         )
-                        camera = gr.Radio(list(CAMERA_CHOICES), value="nyu", label="Camera")
+                        camera = gr.Dropdown(
+                            [(camera_choice_label(c), c) for c in CAMERA_CHOICES], value="nyu", label="Camera"
+                        )
+                        with gr.Row():
+                            depth_unit = gr.Dropdown(
+                                list(UNITS),
+                                value="mm",
+                                allow_custom_value=True,
+                                label="Depth unit (or mm per value)",
+                            )
+                            handedness = gr.Radio(list(HANDEDNESS), value="right", label="Hand")
                         with gr.Accordion("Custom camera (px)", open=False):
                             with gr.Row():
                                 fx, fy = gr.Number(nyu.fx, label="fx"), gr.Number(nyu.fy, label="fy")
                                 cx, cy = gr.Number(nyu.cx, label="cx"), gr.Number(nyu.cy, label="cy")
-                        with gr.Accordion("Hand centre (optional; 0 = detect)", open=False):
+                        with gr.Accordion("Camera file (ROS camera_info YAML, RealSense JSON)", open=False):
+                            camera_file = gr.File(
+                                label="Camera file", file_types=[".yaml", ".yml", ".json"], type="filepath"
+                            )
+                        with gr.Accordion(
+                            "Hand centre (optional; 0 = detect; or click the hand)", open=False
+                        ):
                             with gr.Row():
                                 cu, cv = gr.Number(0, label="u (px)"), gr.Number(0, label="v (px)")
                                 cd = gr.Number(0, label="d (mm; 0 = from the image)")
                         estimate_btn = gr.Button("Estimate pose", variant="primary")
+                        preview = gr.Image(
+                            label="The frame: click the hand to set its centre",
+                            type="filepath",
+                            interactive=False,
+                            height=300,
+                        )
                         summary = gr.Markdown()
                     with gr.Column(scale=2):
                         with gr.Row():
@@ -115,12 +157,26 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                                 mesh_btn = gr.Button("Posed hand mesh (GLB)")
                                 mesh_file = gr.File(label="Hand mesh (GLB)")
 
-                @_user_errors
-                def on_estimate(path, cam, fx_, fy_, cx_, cy_, u, v, d):
+                def estimate_outputs(
+                    path, cam, fx_, fy_, cx_, cy_, u, v, d, unit="mm", hand="right", cam_file=None
+                ):
                     if path is None:
                         raise ValueError("upload a depth image first")
-                    view = upload_view(ex, path, cam, (fx_, fy_, cx_, cy_), (u, v, d), fresh_dir())
-                    state = {"latent": view.latent.tolist(), "joints_xyz": view.joints_xyz_mm.tolist()}
+                    view = upload_view(
+                        ex,
+                        path,
+                        camera_spec(cam, cam_file),
+                        (fx_, fy_, cx_, cy_),
+                        (u, v, d),
+                        fresh_dir(),
+                        depth_unit=unit,
+                        handedness=hand,
+                    )
+                    state = {
+                        "latent": view.latent.tolist(),
+                        "joints_xyz": view.joints_xyz_mm.tolist(),
+                        "handedness": hand,
+                    }
                     return (
                         png(view.overlay),
                         png(view.generated),
@@ -128,17 +184,61 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                         view.summary,
                         [str(f) for f in view.files],
                         state,
+                        png(view.preview),
                     )
 
-                upload_inputs = [depth_file, camera, fx, fy, cx, cy, cu, cv, cd]
-                upload_outputs = [overlay, generated, pose_plot, summary, joint_files, upload_state]
-                gr.on(
-                    [estimate_btn.click, depth_file.upload],
-                    on_estimate,
-                    upload_inputs,
-                    upload_outputs,
-                    api_name="estimate",
+                on_estimate = _user_errors(estimate_outputs)
+
+                def on_upload_estimate(*args):
+                    """The estimate that follows an upload: a failure is said under the frame, which
+                    stays in view (an error would blank every output), and the old pose is cleared."""
+                    try:
+                        return estimate_outputs(*args)
+                    except ValueError as err:
+                        return None, None, None, f"**No pose:** {err}", None, None, gr.skip()
+
+                @_user_errors
+                def on_preview(path, cam, fx_, fy_, cx_, cy_, unit, cam_file):
+                    """The new frame with the detector's choice, before (and whatever) the estimate."""
+                    if path is None:
+                        return None, ""
+                    view = preview_view(
+                        ex, path, camera_spec(cam, cam_file), (fx_, fy_, cx_, cy_), None, unit
+                    )
+                    return png(view.image), view.caption
+
+                def on_click(evt: gr.SelectData):
+                    """A click on the frame: its pixel is the hand centre (depth from the image)."""
+                    u, v = evt.index
+                    return u, v, 0
+
+                upload_inputs = [
+                    depth_file,
+                    camera,
+                    fx,
+                    fy,
+                    cx,
+                    cy,
+                    cu,
+                    cv,
+                    cd,
+                    depth_unit,
+                    handedness,
+                    camera_file,
+                ]
+                upload_outputs = [overlay, generated, pose_plot, summary, joint_files, upload_state, preview]
+                private = {"api_visibility": "private"}
+                estimate_btn.click(on_estimate, upload_inputs, upload_outputs, api_name="estimate")
+                depth_file.upload(lambda: (0, 0, 0), None, [cu, cv, cd], **private).then(
+                    on_preview,
+                    [depth_file, camera, fx, fy, cx, cy, depth_unit, camera_file],
+                    [preview, summary],
+                    **private,
+                ).then(on_upload_estimate, upload_inputs, upload_outputs, **private)
+                preview.select(on_click, None, [cu, cv, cd], **private).then(
+                    on_estimate, upload_inputs, upload_outputs, **private
                 )
+                camera_file.upload(lambda: CAMERA_FILE, None, camera, **private)
                 gr.Examples(
                     [[str(path), example_camera(path)] for path in ex.example_paths.values()],
                     inputs=[depth_file, camera],
@@ -152,56 +252,134 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                 @_user_errors
                 def on_mesh(state):
                     joints = None if state is None else np.asarray(state["joints_xyz"])
-                    return str(mesh_view(ex, joints, fresh_dir()))
+                    hand = "right" if state is None else state.get("handedness", "right")
+                    return str(mesh_view(ex, joints, fresh_dir(), hand))
 
                 mesh_btn.click(on_mesh, upload_state, mesh_file, api_name="mesh")
 
             # -- latent ---------------------------------------------------------------------------
             with gr.Tab("Latent", id="latent"):
                 gr.Markdown(
-                    "One point of the shared latent space, projected into a pose (VAE decoder) and a depth "
-                    "map (generator). Sliders follow the principal directions of the training latents, in "
-                    "standard deviations, by decreasing variance."
+                    "One point of the shared latent space, projected into a pose (VAE decoder, the "
+                    "skeleton) and a depth map (generator: points in 3D, colours in 2D). **Named sliders** "
+                    "each move one measured attribute of the pose and hold the others and the hand's "
+                    "position (a local conditional direction: hover a slider's name for how it is "
+                    "measured). The principal directions and the raw coordinates are in the panels below."
                 )
                 with gr.Row():
                     with gr.Column(scale=1):
-                        pca_sliders = [
-                            gr.Slider(-SLIDER_SIGMAS, SLIDER_SIGMAS, value=s, step=0.05, label=label)
-                            for s, label in zip(mean.sigmas, ex.labels, strict=True)
+                        sliders = ex.sliders
+                        named_sliders = [
+                            gr.Slider(
+                                sliders.low[k],
+                                sliders.high[k],
+                                value=start.named[k],
+                                step=1,
+                                label=sliders.labels[k],
+                                info=sliders.info[k],
+                                elem_id=slider_id(name),
+                                buttons=[],  # no reset arrow: "Reset" below returns the whole hand
+                            )
+                            for k, name in enumerate(sliders.names if sliders else ())
                         ]
+                        if sliders is None:
+                            gr.Markdown("No named sliders: this model's joints are not NYU's.")
                         with gr.Row():
                             random_btn = gr.Button("Random sample")
                             reset_btn = gr.Button("Reset")
                             from_upload_btn = gr.Button("Start from the uploaded image")
+                        latent_note = gr.Markdown()
+                        with gr.Accordion(
+                            "Principal directions (PCA sliders, in standard deviations)", open=False
+                        ):
+                            pca_sliders = [
+                                gr.Slider(-SLIDER_SIGMAS, SLIDER_SIGMAS, value=s, step=0.05, label=label)
+                                for s, label in zip(start.sigmas, ex.labels, strict=True)
+                            ]
                         with gr.Accordion(f"Raw latent ({ex.axes.latent_dims} dimensions)", open=False):
                             raw_sliders = [
                                 gr.Slider(float(lo), float(hi), value=v, step=0.01, label=f"z[{i}]")
                                 for i, (lo, hi, v) in enumerate(
-                                    zip(ex.axes.low, ex.axes.high, mean.raw, strict=True)
+                                    zip(ex.axes.low, ex.axes.high, start.raw, strict=True)
                                 )
                             ]
                     with gr.Column(scale=2):
+                        latent_plot = gr.Plot(
+                            _plot(start.figure),
+                            label="The decoded skeleton inside the generated depth, lifted to points (drag to turn)",
+                        )
                         with gr.Row():
-                            latent_plot = gr.Plot(_plot(mean.figure), label="Decoded pose")
                             latent_depth = gr.Image(
-                                png(mean.depth), label="Generated depth", type="filepath", height=300
+                                png(start.depth),
+                                label="Generated depth (mm about the hand's centre) and skeleton",
+                                type="filepath",
+                                height=300,
                             )
+                            with gr.Column():
+                                nearest_gallery = gr.Gallery(
+                                    label="Nearest training frames (latent distance · frame)",
+                                    columns=3,
+                                    height=300,
+                                    visible=ex.index is not None,
+                                )
+                                gr.Markdown(
+                                    f"Nearest training frames: not shown, {ex.index_note}.",
+                                    visible=ex.index is None,
+                                )
 
-                latent_outputs = [latent_state, *pca_sliders, *raw_sliders, latent_plot, latent_depth]
+                thumbs: dict[int, str] = {}  # index row -> its thumbnail PNG, written once
 
-                def show(z, moved: list | tuple = ()) -> dict:
+                def gallery(view) -> list[tuple[str, str]]:
+                    if view.neighbours is None:
+                        return []
+                    items = []
+                    for row, distance in zip(view.neighbours.rows, view.neighbours.distances, strict=True):
+                        if row not in thumbs:
+                            thumbs[row] = png(thumbnail(ex.index, row))
+                        items.append((thumbs[row], caption(ex.index, row, distance)))
+                    return items
+
+                latent_outputs = [
+                    latent_state,
+                    *named_sliders,
+                    *pca_sliders,
+                    *raw_sliders,
+                    latent_plot,
+                    latent_depth,
+                    latent_note,
+                    nearest_gallery,
+                ]
+
+                def show(z, moved: list | tuple = (), note: str = "") -> dict:
                     """Every latent-tab output for the point z, but the sliders being `moved` (updating
                     them while they are dragged would pull them back to a stale value)."""
-                    view = latent_view(ex, z)
+                    view = latent_view(ex, z, note)
                     values = [
                         view.latent.tolist(),
+                        *view.named,
                         *view.sigmas,
                         *view.raw,
                         _plot(view.figure),
                         png(view.depth),
+                        view.readout,
+                        gallery(view),
                     ]
                     return {c: v for c, v in zip(latent_outputs, values, strict=True) if c not in moved}
 
+                for name, slider in zip(sliders.names if sliders else (), named_sliders, strict=True):
+
+                    def on_named(z, value, name=name, slider=slider):
+                        moved, note = latent_from_named(ex, z, name, value)
+                        return show(moved, [slider], note)
+
+                    slider.input(
+                        _user_errors(on_named),
+                        [latent_state, slider],
+                        [c for c in latent_outputs if c is not slider],
+                        api_name=slider_id(name),
+                        trigger_mode="always_last",
+                        show_progress="hidden",
+                    )
                 gr.on(
                     [s.input for s in pca_sliders],
                     _user_errors(lambda z, *sig: show(latent_from_sliders(ex, z, sig), pca_sliders)),
@@ -223,7 +401,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                 random_btn.click(
                     lambda: show(random_latent(ex, None)), None, latent_outputs, api_name="random_latent"
                 )
-                reset_btn.click(lambda: show(ex.axes.mean), None, latent_outputs, api_name="reset_latent")
+                reset_btn.click(lambda: show(start.latent), None, latent_outputs, api_name="reset_latent")
 
                 @_user_errors
                 def on_from_upload(state):
@@ -252,19 +430,65 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     example_b = gr.Dropdown(
                         examples, value=examples[-1] if examples else None, label="Example B"
                     )
-                    walk_btn = gr.Button("Walk", variant="primary")
+                    walk_slider = gr.Dropdown(
+                        list(sliders.names if sliders else ()),
+                        value=sliders.names[1] if sliders else None,
+                        label="Named slider (across its range, from the latent tab's point)",
+                    )
+                with gr.Accordion("Two uploaded frames (walk between them)", open=False):
+                    with gr.Row():
+                        walk_file_a = gr.File(
+                            label="Frame A (depth image)", type="filepath", elem_id="walk_file_a"
+                        )
+                        walk_file_b = gr.File(
+                            label="Frame B (depth image)", type="filepath", elem_id="walk_file_b"
+                        )
+                        walk_camera = gr.Dropdown(
+                            list(WALK_CAMERAS), value="nyu", label="Camera of both frames"
+                        )
+                walk_btn = gr.Button("Walk", variant="primary")
                 walk_summary = gr.Markdown()
-                walk_html = gr.HTML(label="Walk: 3D skeleton and generated depth per step")
                 with gr.Row():
-                    smo_plot = gr.Plot(label="Smoothness head vs latent distance (L_smo)")
-                    with gr.Column():
-                        walk_gif = gr.Image(label="Walk (GIF)", type="filepath", height=280)
-                        gif_file = gr.File(label="Download the GIF")
+                    with gr.Column(scale=3):
+                        walk_html = gr.HTML(label="Walk: 3D skeleton in its depth points, and the depth map")
+                    with gr.Column(scale=2):
+                        smo_plot = gr.Plot(label="Smoothness head vs latent distance (L_smo), per step")
+                with gr.Row():
+                    walk_gif = gr.Image(label="Walk (GIF, loops forth and back)", type="filepath", height=300)
+                    gif_file = gr.File(label="Download the GIF")
+                for upload in (walk_file_a, walk_file_b):
+                    upload.upload(lambda: WALK_MODES[2], None, mode, api_visibility="private")
 
                 @_user_errors
-                def on_walk(mode_, steps_, seed_, state, a, b):
+                def on_walk(
+                    mode_,
+                    steps_,
+                    seed_,
+                    state,
+                    a,
+                    b,
+                    slider=None,
+                    z=None,
+                    file_a=None,
+                    file_b=None,
+                    cam="nyu",
+                ):
                     upload_latent = None if state is None else np.asarray(state["latent"])
-                    latents = walk_latents(ex, mode_, int(steps_), int(seed_ or 0), upload_latent, a, b)
+                    uploads = None
+                    if mode_ == "two uploaded frames":
+                        uploads = upload_latents(ex, [file_a, file_b], cam)
+                    latents = walk_latents(
+                        ex,
+                        mode_,
+                        int(steps_),
+                        int(seed_ or 0),
+                        upload_latent,
+                        a,
+                        b,
+                        start=None if z is None else np.asarray(z),
+                        slider=slider,
+                        uploads=uploads,
+                    )
                     view = walk_view(ex, latents, fresh_dir(), PLOTLY_JS_URL)
                     return (
                         view.summary,
@@ -276,7 +500,19 @@ def build_demo(ex: Explorer) -> gr.Blocks:
 
                 walk_btn.click(
                     on_walk,
-                    [mode, steps, seed, upload_state, example_a, example_b],
+                    [
+                        mode,
+                        steps,
+                        seed,
+                        upload_state,
+                        example_a,
+                        example_b,
+                        walk_slider,
+                        latent_state,
+                        walk_file_a,
+                        walk_file_b,
+                        walk_camera,
+                    ],
                     [walk_summary, walk_html, smo_plot, walk_gif, gif_file],
                     api_name="walk",
                 )

@@ -23,8 +23,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "mean joint error and success rates, as the community computes them",
     ),
     "train": ("crossingnets.train", "train a Crossing Net (three stages) or a baseline"),
-    "predict": ("crossingnets.inference", "estimate the 3D pose in a depth image, printed as JSON"),
+    "predict": (
+        "crossingnets.predict",
+        "the 3D hand pose of depth frames (files, folders, globs, .npy sequences) as JSON lines, CSV or uvd",
+    ),
     "export-onnx": ("crossingnets.export", "export the inference network to ONNX"),
+    "explorer-index": (
+        "crossingnets.explorer.index",
+        "index training frames and their latents for the explorer's nearest-frames panel",
+    ),
     # The UI lives in app/ (installed as crossingnets_app), which the library never imports:
     # this lazy table is the one place that names it.
     "app": ("crossingnets_app.launch", "start the Gradio latent-space explorer"),

@@ -1,8 +1,9 @@
 """The app once in a real browser: Debian's Chromium driven by Playwright, headless.
 
-Uploads an example, checks the 3D plot appears, moves a slider (the plot changes) and plays a walk
-(the animation advances). With CROSSINGNETS_SCREENSHOTS=DIR it also saves one screenshot per tab
-there (the README's `docs/app_*.png` are made so).
+Uploads an example, checks the 3D plot appears, moves a named slider (the plot changes, the
+attribute's note appears) and plays a walk between two uploaded frames (the animation advances).
+With CROSSINGNETS_SCREENSHOTS=DIR it also saves one screenshot per tab there (the README's
+`docs/app_*.png` are made so).
 """
 
 from __future__ import annotations
@@ -75,27 +76,35 @@ def test_upload_slider_walk(page, tmp_path):
     page.wait_for_timeout(1000)  # let WebGL draw before the screenshot
     screenshot(page, "upload", tmp_path)
 
-    # latent: move the first PCA slider with the keyboard -> the decoded pose changes
+    # latent: move the "index curl" named slider with the keyboard -> the decoded pose changes
     page.get_by_role("tab", name="Latent").click()
-    page.get_by_role("button", name="Random sample").click()
+    page.get_by_role("button", name="Reset", exact=True).click()
     page.wait_for_timeout(1500)
     before = page.evaluate(PLOT_DATA)
-    slider = page.locator("input[type=range]").first
+    slider = page.locator("#named_index_curl input[type=range]")
     slider.focus()
-    for _ in range(10):
+    for _ in range(15):
         page.keyboard.press("ArrowRight")
     page.wait_for_function(
         f"before => JSON.stringify(({PLOT_DATA})()) !== JSON.stringify(before)", arg=before
     )
-    page.wait_for_timeout(1000)
+    page.locator("strong", has_text="index curl").wait_for()  # the note: asked, got, the others held
+    scene = "() => document.querySelectorAll('.js-plotly-plot')[1].data.map(t => t.name)"
+    assert page.evaluate(scene)[-1] == "generated depth"  # the hand's points around the skeleton
+    page.wait_for_timeout(1500)
     screenshot(page, "latent", tmp_path)
 
-    # walk: run one, press Play in its animation -> the step slider advances
+    # walk: two uploaded frames -> the walk between them; Play advances its animation
     page.get_by_role("tab", name="Walk").click()
+    page.get_by_text("Two uploaded frames (walk between them)").click()
+    page.locator("#walk_file_a input[type=file]").set_input_files(str(EXAMPLES / "synthetic_nyu_0.png"))
+    page.locator("#walk_file_b input[type=file]").set_input_files(str(EXAMPLES / "synthetic_nyu_2.png"))
+    sync_api.expect(page.get_by_label("two uploaded frames")).to_be_checked()  # chosen by the upload
     page.get_by_role("button", name="Walk", exact=True).click()
     animation = page.frame_locator("iframe").first
     animation.locator(".updatemenu-button", has_text="Play").click()
     frame = next(f for f in page.frames if f.url == "about:srcdoc")
     frame.wait_for_function("() => document.querySelector('.js-plotly-plot').layout.sliders[0].active > 0")
     page.locator("img[src*='walk.gif']").first.wait_for()
+    page.wait_for_timeout(1000)
     screenshot(page, "walk", tmp_path)

@@ -14,23 +14,30 @@ from PIL import Image
 
 from crossingnets.camera import CAMERAS, uvd_to_xyz
 from crossingnets.checkpoint import LatentStats
-from crossingnets.data.preprocess import CropConfig, NoHandError
-from crossingnets.explorer.figures import generated_to_crop
-from crossingnets.explorer.latent import latent_from_sliders, latent_view, random_latent
+from crossingnets.data.preprocess import CropConfig, NoHandError, detect_center
+from crossingnets.explorer.figures import centered_to_crop_uv, generated_to_crop
+from crossingnets.explorer.latent import latent_from_named, latent_from_sliders, latent_view, random_latent
 from crossingnets.explorer.space import Explorer, LatentAxes
 from crossingnets.explorer.upload import (
+    CAMERA_CHOICES,
+    PREVIEW_COLOURS,
+    camera_choice_label,
+    camera_spec,
+    depth_image,
     estimate_pose,
     mesh_view,
     pose_csv,
     pose_record,
+    preview_view,
     upload_view,
     write_pose_mesh,
 )
 from crossingnets.explorer.walk import (
     WALK_MODES,
-    centered_to_crop_uv,
     interpolate,
+    loop_frames,
     random_walk,
+    upload_latents,
     walk_latents,
     walk_view,
     write_gif,
@@ -87,6 +94,11 @@ def test_explorer_load(explorer):
     assert set(explorer.examples) == {p.name for p in EXAMPLES.iterdir()}
     assert len(explorer.labels) == 8 and explorer.labels[0].startswith("PC1 (")
     assert all("mm" in label for label in explorer.labels)
+    sliders = explorer.sliders
+    assert sliders.labels[1] == "index curl (deg)" and len(sliders.names) == len(sliders.info) == 10
+    assert np.all(sliders.low < sliders.high) and (sliders.low[-1], sliders.high[-1]) == (-180.0, 180.0)
+    # no index written for these weights: the app runs without it and says how to write one
+    assert explorer.index is None and "crossingnets explorer-index --checkpoint" in explorer.index_note
 
 
 def test_explorer_needs_latent_stats(tmp_path):
@@ -158,6 +170,46 @@ def test_upload_view(explorer, tmp_path):
         f.is_file() for f in view.files
     )
     assert view.latent.shape == (LATENT_DIMS,) and view.joints_xyz_mm.shape == (14, 3)
+    assert view.preview.size == (320, 240) and "detector: u=" in view.summary and "right hand" in view.summary
+
+
+def test_camera_choices():
+    assert {"nyu", "sr305", "azure_kinect", "custom", "file"} <= set(CAMERA_CHOICES)
+    assert camera_choice_label("azure_kinect") == "Azure Kinect (640x576/1024x1024)"
+    assert (
+        camera_spec("sr305", "/x/cam.yaml") == "sr305" and camera_spec("file", "/x/cam.yaml") == "/x/cam.yaml"
+    )
+    with pytest.raises(ValueError, match="upload a camera file"):
+        camera_spec("file", None)
+
+
+def test_depth_image_is_the_frame_pixel_for_pixel():
+    raw = np.zeros((4, 6), np.float32)
+    raw[1, 2], raw[2, 3] = 4000.0, 6000.0  # any unit: near bright, far dark, missing black
+    grey = np.asarray(depth_image(raw))[..., 0]
+    assert grey.shape == (4, 6) and grey[1, 2] == 255 and grey[2, 3] == 40 and grey[0, 0] == 0
+
+
+def test_preview_shows_the_detectors_choice_a_click_and_what_is_wrong(explorer):
+    path = EXAMPLES / "synthetic_nyu_0.png"
+    depth = np.asarray(Image.open(path), np.float32)
+    detected = detect_center(depth, CAMERAS["nyu"], explorer.crop)
+    view = preview_view(explorer, path, "nyu", None, None)
+    assert view.image.size == (640, 480)
+    assert view.caption == f"detector: u={detected[0]:.0f} px, v={detected[1]:.0f} px, d={detected[2]:.0f} mm"
+    pixels = np.asarray(view.image)
+    u, v = np.round(detected[:2]).astype(int)
+    assert tuple(pixels[v, u]) == PREVIEW_COLOURS["detected"]
+    # a click on the hand 8 px left of the detection: marked, with the depth read from the image
+    clicked = preview_view(explorer, path, "nyu", None, (u - 8, v, 0))
+    assert tuple(np.asarray(clicked.image)[v, u - 8]) == PREVIEW_COLOURS["chosen"]
+    assert f"your centre: u={u - 8} px, v={v} px, d=" in clicked.caption
+    off_hand = preview_view(explorer, path, "nyu", None, (2, 2, 0))
+    assert "your centre: no depth within 7 px" in off_hand.caption
+    # a wrong unit or camera is said over the frame, which is still shown
+    in_metres = preview_view(explorer, path, "nyu", None, None, "m")
+    assert "if this is a frame in mm" in in_metres.caption and in_metres.image.size == (640, 480)
+    assert "Kinect v2 camera is 512x424" in preview_view(explorer, path, "kinect_v2", None, None).caption
 
 
 def test_mesh_view_needs_an_upload(explorer, tmp_path):
@@ -172,7 +224,9 @@ def test_latent_view_and_sliders(explorer):
     z = random_latent(explorer, 4)
     view = latent_view(explorer, z)
     go.Figure(view.figure)
-    assert len(view.sigmas) == 8 and len(view.raw) == LATENT_DIMS and view.depth.size == (256, 256)
+    assert len(view.sigmas) == 8 and len(view.raw) == LATENT_DIMS and len(view.named) == 10
+    assert view.depth.size[1] == 256 and view.depth.size[0] > 256  # the depth and its colour bar
+    assert view.figure["data"][-1]["name"] == "generated depth" and view.neighbours is None
     moved = latent_from_sliders(explorer, z, [2.0] + view.sigmas[1:])
     assert latent_view(explorer, moved).sigmas[0] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="finite"):
@@ -185,6 +239,21 @@ def test_latent_view_and_sliders(explorer):
 
 
 # -- walk tab ----------------------------------------------------------------------------------------
+
+
+def test_named_slider_moves_its_attribute(explorer):
+    """On this untrained decoder the edit gets most of the way (tests/test_named_sliders.py holds
+    the release model to the exact figures)."""
+    z = random_latent(explorer, 1)
+    before = latent_view(explorer, z).named
+    target = before[2] + 10.0
+    moved, note = latent_from_named(explorer, z, "middle curl", target)
+    after = latent_view(explorer, moved, note)
+    assert after.named[2] == pytest.approx(target, abs=2.0)
+    others = np.delete(np.subtract(after.named, before), 2)
+    assert np.abs(others).max() < 3.0 and after.readout.startswith("**middle curl**: asked")
+    with pytest.raises(ValueError, match="unknown named slider"):
+        latent_from_named(explorer, z, "wrist curl", 0.0)
 
 
 def test_interpolate_and_random_walk(axes):
@@ -211,21 +280,31 @@ def test_generated_background_and_orthographic_uv():
 
 def test_write_gif(tmp_path):
     frames = [Image.new("RGB", (8, 8), (i * 40, 0, 0)) for i in range(4)]
+    assert [f.getpixel((0, 0))[0] for f in loop_frames(frames)] == [0, 40, 80, 120, 80, 40]  # seamless loop
     path = write_gif(frames, tmp_path / "w.gif", 50)
     with Image.open(path) as gif:
-        assert gif.n_frames == 4 and gif.info["duration"] == 50
+        assert gif.n_frames == 4 and gif.info["duration"] == 50 and gif.info["loop"] == 0
     assert [p.name for p in tmp_path.iterdir()] == ["w.gif"]  # no temporary left
 
 
 @pytest.mark.parametrize("mode", WALK_MODES)
 def test_walk_latents_modes(explorer, mode):
-    names = sorted(explorer.examples)
-    latents = walk_latents(explorer, mode, 6, 0, explorer.axes.mean, names[0], names[1])
+    names = ["synthetic_nyu_0.png", "synthetic_nyu_1.png"]
+    uploads = upload_latents(explorer, [EXAMPLES / names[0], EXAMPLES / names[1]], "nyu")
+    latents = walk_latents(
+        explorer, mode, 6, 0, explorer.axes.mean, names[0], names[1], slider="spread", uploads=uploads
+    )
     assert latents.shape == (6, LATENT_DIMS)
     if mode == "two examples":
         np.testing.assert_allclose(
             latents[[0, -1]], [explorer.examples[names[0]], explorer.examples[names[1]]]
         )
+    if mode == "two uploaded frames":  # each encoded through the posterior, as the upload tab does
+        np.testing.assert_allclose(latents[[0, -1]], uploads, atol=1e-6)
+        np.testing.assert_allclose(uploads[0], explorer.examples[names[0]], atol=1e-5)
+    if mode == "along a named slider":  # the spread grows (as far as this untrained decoder goes)
+        spread = np.array([latent_view(explorer, z).named[5] for z in latents])
+        assert np.all(np.diff(spread) > -2.0) and spread[-1] - spread[0] > 20
 
 
 def test_walk_latents_errors(explorer):
@@ -237,6 +316,12 @@ def test_walk_latents_errors(explorer):
         walk_latents(explorer, "random walk", 500, 0, None, None, None)
     with pytest.raises(ValueError, match="unknown walk mode"):
         walk_latents(explorer, "teleport", 6, 0, None, None, None)
+    with pytest.raises(ValueError, match="upload two depth frames"):
+        walk_latents(explorer, "two uploaded frames", 6, 0, None, None, None)
+    with pytest.raises(ValueError, match="upload two depth frames"):
+        upload_latents(explorer, [EXAMPLES / "synthetic_nyu_0.png", None], "nyu")
+    with pytest.raises(ValueError, match="choose a named slider"):
+        walk_latents(explorer, "along a named slider", 6, 0, None, None, None, slider="wrist")
 
 
 def test_walk_view(explorer, tmp_path):
@@ -246,5 +331,6 @@ def test_walk_view(explorer, tmp_path):
     go.Figure(view.smoothness)
     assert len(view.smoothness["data"][0]["x"]) == 4 and min(view.smoothness["data"][0]["y"]) >= 0
     with Image.open(view.gif) as gif:
-        assert gif.n_frames == 5
+        assert gif.n_frames == 8  # 5 steps forth, 3 back
     assert "5 steps" in view.summary
+    assert view.animation_html.count("generated depth") >= 5  # a point cloud per step

@@ -11,20 +11,26 @@ depth z going into the screen and -y up, so a hand looks upright as the sensor s
 figure has fixed axis ranges, a fixed camera and a constant `uirevision`, so a new pose (a slider
 move, an animation frame) never makes the view jump, and a view the user rotated is kept.
 
-Crop images: a (S, S) crop in [-1, 1] is shown enlarged by an integer factor to about
-IMAGE_SIDE_PX, near bright and background black.
+Depth: a crop in [-1, 1] is depth about the crop centre in units of half the cube, so
+`crop_to_mm` gives mm about the centre (+ = farther). The hand is shown in 3D as that depth lifted
+to points (`crop_points_mm`: the crop's orthographic inverse, the one `walk.centered_to_crop_uv`
+uses, exact at the centre's depth and within a few percent over a hand), in the skeleton's scene,
+and in 2D with a perceptual colour map (Viridis, near bright) and a colour bar in mm, the same
+colours in both. Greyscale crop images (`crop_image`) stay for the upload tab.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from crossingnets.data.preprocess import BACKGROUND
-from crossingnets.draw import depth_to_gray
+from crossingnets.data.preprocess import BACKGROUND, CropConfig
+from crossingnets.draw import depth_to_gray, draw_skeleton, font
 from crossingnets.hand.conventions import FINGER_COLORS, FINGERS, Convention
 
 Figure = dict[str, Any]  # a Plotly figure as JSON: {"data": [...], "layout": {...}, "frames": [...]}
@@ -36,6 +42,9 @@ AXIS_TITLES = ("x right (mm)", "depth z (mm)", "up -y (mm)")
 # shown as background (a trained generator puts them at 0.99+; hands lie below 0.9).
 GENERATED_BACKGROUND = 0.95
 IMAGE_SIDE_PX = 256  # crops are shown enlarged to about this side (nearest neighbour)
+DEPTH_COLORSCALE = "Viridis"  # perceptually uniform; reversed, so near is bright yellow
+DEPTH_TITLE = "depth (mm)"  # about the crop centre, + = farther from the camera
+SCENE_MARGIN_MM = 40.0  # fitted 3D axes: room around the joints for the hand's surface
 
 
 def _display_xyz(joints_xyz: np.ndarray) -> np.ndarray:
@@ -120,6 +129,65 @@ def skeleton_figure(
     }
 
 
+def fitted_scene(joints_xyz: np.ndarray, margin_mm: float = SCENE_MARGIN_MM) -> tuple[np.ndarray, float]:
+    """(centre (3,), half range mm) of a cube around (..., J, 3) joints (all steps of a walk), with
+    `margin_mm` for the hand's surface; rounded (10 mm centre, 20 mm range) so that small moves of
+    the hand keep the axes."""
+    pts = np.asarray(joints_xyz, np.float64).reshape(-1, 3)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    center = np.round((lo + hi) / 20.0) * 10.0
+    half = float(np.max(np.maximum(hi - center, center - lo))) + margin_mm
+    return center, 20.0 * np.ceil(half / 20.0)
+
+
+def in_scene(points_xyz: np.ndarray, center: np.ndarray, half_range_mm: float) -> np.ndarray:
+    """The rows of (P, 3) points inside the scene cube (Plotly would draw the rest over the axes)."""
+    inside = np.all(np.abs(np.asarray(points_xyz) - center) <= half_range_mm, axis=1)
+    return points_xyz[inside]
+
+
+def cloud_trace(
+    points_xyz: np.ndarray, lo_mm: float, hi_mm: float, bar_x: float = 1.02, name: str = "generated depth"
+) -> dict:
+    """(P, 3) points (camera axes, mm) -> a Scatter3d of small markers coloured by their depth z
+    on the 2D images' colour scale (near bright), with its colour bar in mm at `bar_x` (paper)."""
+    p = _display_xyz(points_xyz)
+    return {
+        "type": "scatter3d",
+        "mode": "markers",
+        "name": name,
+        "x": p[:, 0].tolist(),
+        "y": p[:, 1].tolist(),
+        "z": p[:, 2].tolist(),
+        "marker": {
+            "size": 2.5,
+            "opacity": 0.55,
+            "color": p[:, 1].tolist(),
+            "colorscale": DEPTH_COLORSCALE,
+            "reversescale": True,
+            "cmin": float(lo_mm),
+            "cmax": float(hi_mm),
+            "colorbar": {"title": {"text": DEPTH_TITLE}, "thickness": 12, "len": 0.6, "x": bar_x},
+        },
+        "hoverinfo": "skip",
+    }
+
+
+def hand_figure(
+    joints_xyz: np.ndarray,
+    points_xyz: np.ndarray,
+    convention: Convention,
+    depth_range_mm: tuple[float, float],
+    title: str = "",
+) -> Figure:
+    """The skeleton inside the lifted depth map (both camera axes, mm), axes fitted to the hand."""
+    center, half = fitted_scene(joints_xyz)
+    fig = skeleton_figure(joints_xyz, convention, center, half, title)
+    fig["data"].append(cloud_trace(in_scene(points_xyz, center, half), *depth_range_mm))
+    fig["layout"]["height"] = 520
+    return fig
+
+
 def _image_trace(png_data_uri: str) -> dict[str, Any]:
     return {"type": "image", "source": png_data_uri, "xaxis": "x", "yaxis": "y", "hoverinfo": "skip"}
 
@@ -128,13 +196,17 @@ def walk_figure(
     joints_xyz: np.ndarray,
     depth_png_uris: list[str],
     convention: Convention,
-    half_range_mm: float,
     frame_ms: int = 150,
+    clouds_xyz: list[np.ndarray] | None = None,
+    depth_range_mm: tuple[float, float] = (-100.0, 100.0),
 ) -> Figure:
-    """An animated walk: the 3D skeleton (left) and the generated depth map (right) of each step.
+    """An animated walk: the 3D skeleton inside its depth points (left) and the generated depth map
+    (right) of each step.
 
-    joints_xyz: (T, J, 3) mm relative to the crop centre; depth_png_uris: T PNG data URIs.
-    Plotly frames, a play/pause menu and a step slider; fixed ranges and camera, so nothing jumps.
+    joints_xyz: (T, J, 3) mm relative to the crop centre; depth_png_uris: T PNG data URIs;
+    clouds_xyz: T (P, 3) lifted depth maps (optional), coloured over `depth_range_mm`. Plotly
+    frames, a play/pause menu and a step slider; one set of axes fitted to the whole walk and a
+    fixed camera, so nothing jumps.
     """
     joints_xyz = np.asarray(joints_xyz)
     steps = len(joints_xyz)
@@ -142,14 +214,27 @@ def walk_figure(
         raise ValueError(
             f"a walk needs as many depth maps as poses (>= 1), got {len(depth_png_uris)} and {steps}"
         )
+    if clouds_xyz is not None and len(clouds_xyz) != steps:
+        raise ValueError(f"a walk needs one point cloud per step or none, got {len(clouds_xyz)} for {steps}")
+    center, half_range_mm = fitted_scene(joints_xyz)
+    clouds = [
+        []
+        if clouds_xyz is None
+        else [cloud_trace(in_scene(clouds_xyz[t], center, half_range_mm), *depth_range_mm, bar_x=0.55)]
+        for t in range(steps)
+    ]
     frames = [
         {
             "name": str(t),
-            "data": [*skeleton_traces(joints_xyz[t], convention), _image_trace(depth_png_uris[t])],
+            "data": [
+                *skeleton_traces(joints_xyz[t], convention),
+                *clouds[t],
+                _image_trace(depth_png_uris[t]),
+            ],
         }
         for t in range(steps)
     ]
-    scene = scene_layout(np.zeros(3), half_range_mm)
+    scene = scene_layout(center, half_range_mm)
     scene["domain"] = {"x": [0.0, 0.55], "y": [0.12, 1.0]}
     play = {
         "frame": {"duration": frame_ms, "redraw": True},
@@ -267,6 +352,7 @@ def figure_page(fig: Figure, plotly_js_url: str) -> str:
         auto_play=False,
         validate=False,
         default_height="100%",
+        config={"displayModeBar": False},  # its buttons would cover the legend; drag still rotates
     )
 
 
@@ -299,3 +385,164 @@ def crop_image(crop: np.ndarray) -> Image.Image:
     gray = depth_to_gray(crop)
     side = gray.shape[0] * crop_scale(gray.shape[0])
     return Image.fromarray(gray).convert("RGB").resize((side, side), Image.NEAREST)
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth in mm: points and colour images
+
+
+def crop_to_mm(crop: np.ndarray, cube_mm: float) -> np.ndarray:
+    """(..., S, S) normalised crop (background +1) -> depth in mm about the crop centre (+ =
+    farther), NaN where there is no hand."""
+    crop = np.asarray(crop, np.float64)
+    return np.where(crop >= BACKGROUND, np.nan, crop * (0.5 * cube_mm))
+
+
+def crop_points_mm(crop: np.ndarray, cube_mm: float, stride: int = 1) -> np.ndarray:
+    """(S, S) normalised crop -> (P, 3) points of its hand pixels, camera axes, mm about the crop
+    centre: each pixel at its depth, on the orthographic grid of the crop (cube_mm / S per pixel);
+    `stride` keeps every stride-th row and column (fewer points for animations)."""
+    depth = crop_to_mm(crop, cube_mm)
+    keep = np.isfinite(depth)
+    keep[np.arange(keep.shape[0]) % stride != 0] = False
+    keep[:, np.arange(keep.shape[1]) % stride != 0] = False
+    v, u = np.nonzero(keep)
+    s = depth.shape[-1]
+    pitch = cube_mm / s
+    return np.column_stack([(u - (s - 1) / 2) * pitch, (v - (s - 1) / 2) * pitch, depth[v, u]])
+
+
+def depth_range_mm(
+    depth_mm: np.ndarray, min_span_mm: float = 60.0, step_mm: float = 10.0
+) -> tuple[float, float]:
+    """A colour range for depth maps (any shape, NaN = no hand): their 1st-99th percentile, at least
+    `min_span_mm` wide, rounded outward to `step_mm`. One range for a walk keeps its colours fixed."""
+    values = np.asarray(depth_mm, np.float64)
+    values = values[np.isfinite(values)]
+    lo, hi = np.percentile(values, [1, 99]) if values.size else (0.0, 0.0)
+    pad = max(0.0, min_span_mm - (hi - lo)) / 2
+    return float(np.floor((lo - pad) / step_mm) * step_mm), float(np.ceil((hi + pad) / step_mm) * step_mm)
+
+
+@functools.cache
+def _lut(colorscale: str, reverse: bool) -> np.ndarray:
+    """(256, 3) uint8 colours of a Plotly colour scale (reversed: index 0 is its last colour),
+    interpolated linearly between its stops as Plotly does, so images and 3D points agree."""
+    from plotly.colors import get_colorscale, unlabel_rgb  # imported here: only pictures need it
+
+    stops = get_colorscale(colorscale)
+    at = np.array([p for p, _ in stops])
+    rgb = np.array([unlabel_rgb(c) if c.startswith("rgb") else _hex_rgb(c) for _, c in stops], np.float64)
+    t = np.linspace(1.0, 0.0, 256) if reverse else np.linspace(0.0, 1.0, 256)
+    return np.round(np.stack([np.interp(t, at, rgb[:, k]) for k in range(3)], axis=1)).astype(np.uint8)
+
+
+def _hex_rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """How values in mm become colours: a Plotly scale, its direction and the bar's title."""
+
+    name: str = DEPTH_COLORSCALE
+    reverse: bool = True  # near (low) bright
+    title: str = DEPTH_TITLE
+
+    def rgb(
+        self, values_mm: np.ndarray, lo_mm: float, hi_mm: float, background=(255, 255, 255)
+    ) -> np.ndarray:
+        """(...) values (NaN = none) -> (..., 3) uint8 colours over [lo, hi]."""
+        d = np.asarray(values_mm, np.float64)
+        t = np.clip((d - lo_mm) / max(hi_mm - lo_mm, 1e-9), 0.0, 1.0)
+        out = _lut(self.name, self.reverse)[np.round(np.nan_to_num(t) * 255).astype(np.int64)]
+        out[~np.isfinite(d)] = background
+        return out
+
+
+DEPTH_COLOURS = ColourScale()
+
+
+def depth_rgb(depth_mm: np.ndarray, lo_mm: float, hi_mm: float, background=(255, 255, 255)) -> np.ndarray:
+    """(..., H, W) depth mm (NaN = none) -> (..., H, W, 3) uint8 colours over [lo, hi], near bright."""
+    return DEPTH_COLOURS.rgb(depth_mm, lo_mm, hi_mm, background)
+
+
+def depth_picture(
+    depth_mm: np.ndarray, lo_mm: float, hi_mm: float, scale: int, bar: bool = True
+) -> Image.Image:
+    """(S, S) depth mm -> RGB image `scale` times larger, with a colour bar in mm on the right."""
+    rgb = depth_rgb(depth_mm, lo_mm, hi_mm)
+    side = rgb.shape[0] * scale
+    image = Image.fromarray(rgb).resize((side, side), Image.NEAREST)
+    return colour_bar(image, lo_mm, hi_mm) if bar else image
+
+
+def colour_bar(
+    image: Image.Image, lo_mm: float, hi_mm: float, scale: ColourScale = DEPTH_COLOURS
+) -> Image.Image:
+    """`image` with a vertical colour bar on its right: high values at the top as in Plotly's
+    bars, ticks in mm, titled with the scale's title."""
+    bar = _colour_bar(image.size[1], float(lo_mm), float(hi_mm), scale)
+    out = Image.new("RGB", (image.size[0] + bar.size[0], image.size[1]), "white")
+    out.paste(image, (0, 0))
+    out.paste(bar, (image.size[0], 0))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _colour_bar(
+    height_px: int, lo_mm: float, hi_mm: float, scale: ColourScale, width_px: int = 70
+) -> Image.Image:
+    """The bar alone (drawn once per size and range: text drawing costs milliseconds)."""
+    bar = Image.new("RGB", (width_px, height_px), "white")
+    top, bottom = 18, max(height_px - 8, 19)  # a bar of at least one row
+    ramp = np.linspace(hi_mm, lo_mm, bottom - top)[:, None].repeat(12, axis=1)
+    bar.paste(Image.fromarray(scale.rgb(ramp, lo_mm, hi_mm)), (6, top))
+    draw = ImageDraw.Draw(bar)
+    small = text_font(11)
+    draw.text((4, 2), scale.title, fill="black", font=small)
+    for value in bar_ticks(lo_mm, hi_mm):
+        y = bottom - (value - lo_mm) / max(hi_mm - lo_mm, 1e-9) * (bottom - top - 1) - 1
+        draw.line([(18, y), (22, y)], fill="black")
+        draw.text((25, y - 6), f"{value:+.0f}", fill="black", font=small)
+    return bar
+
+
+def bar_ticks(lo: float, hi: float) -> np.ndarray:
+    """Round tick values (steps of 10, 20, 25, 40, 50, 100 or 200 mm) inside [lo, hi], at most 7."""
+    step = next(s for s in (10.0, 20.0, 25.0, 40.0, 50.0, 100.0, 200.0) if (hi - lo) / s <= 6)
+    return np.arange(np.ceil(lo / step) * step, hi + 1e-9, step)
+
+
+text_font = functools.cache(font)  # PIL loads the font file on every call otherwise
+
+
+def centered_to_crop_uv(joints_mm: np.ndarray, crop: CropConfig) -> np.ndarray:
+    """(..., J, 3) joints relative to the crop centre (mm) -> (..., J, 2) crop pixels.
+
+    Orthographic: exact for points at the centre's depth, within a few percent across the cube,
+    which is enough to draw the skeleton of a latent point (it has no camera) over its depth map.
+    """
+    half = 0.5 * crop.cube_mm
+    return np.asarray(joints_mm)[..., :2] / half * (crop.crop_px / 2) + (crop.crop_px - 1) / 2
+
+
+def skeleton_over_depth(
+    crop: np.ndarray,
+    joints_mm: np.ndarray,
+    convention: Convention,
+    crop_cfg: CropConfig,
+    depth_range_mm: tuple[float, float],
+    bar: bool = True,
+) -> Image.Image:
+    """A (S, S) crop in the depth colours, enlarged, with the skeleton (mm about the crop centre)
+    drawn over it and a colour bar in mm. The bones are `draw_skeleton`'s, drawn on an empty
+    (black) crop and laid over the colours wherever they are not black."""
+    scale = crop_scale(crop_cfg.crop_px)
+    depth = depth_picture(crop_to_mm(crop, crop_cfg.cube_mm), *depth_range_mm, scale, bar=False)
+    empty = np.full(np.shape(crop), BACKGROUND, np.float32)
+    bones = draw_skeleton(empty, centered_to_crop_uv(joints_mm, crop_cfg), convention, scale)
+    mask = Image.fromarray(((np.asarray(bones).max(axis=2) > 0) * 255).astype(np.uint8))
+    image = Image.composite(bones, depth, mask)
+    return colour_bar(image, *depth_range_mm) if bar else image

@@ -1,10 +1,12 @@
 """The latent space every tab shows: a loaded model and what the explorer derives from it once.
 
-The shared latent z (the paper's z_y: 20-d VAE code + 3-d root offset, (L,) = (23,)) is moved
-along the principal directions of the training latents, stored with the checkpoint
-(`crossingnets.checkpoint.LatentStats`); slider values are PCA coefficients in standard
-deviations of their direction. `Explorer` bundles the model with those axes, their labels and the
-example frames' latents, so each tab module (upload, latent, walk) takes one argument for them.
+The shared latent z (the VAE code + 3-d root offset: (35,) for the release model, (23,) in the
+paper) is moved along the principal directions of the training latents, stored with the
+checkpoint (`crossingnets.checkpoint.LatentStats`, as `axes.LatentAxes`), and by the named sliders
+(`directions.py`: one pose attribute at a time). `Explorer` bundles the model with those axes,
+their labels, the named sliders' ranges, the explorer index (training frames and their latents,
+`index.py`, when one was written for these weights) and the example frames' latents, so each tab
+module (upload, latent, walk) takes one argument for them.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from crossingnets.checkpoint import LatentStats
 from crossingnets.data.depth_file import DEFAULT_LIMITS, UploadLimits
 from crossingnets.data.preprocess import CropConfig
+from crossingnets.explorer.axes import LatentAxes
+from crossingnets.explorer.directions import NamedSliders, named_sliders
 from crossingnets.explorer.examples import example_camera
+from crossingnets.explorer.index import ExplorerIndex, load_index
 from crossingnets.hand.conventions import FINGERS, Convention
 
 if TYPE_CHECKING:  # the model is passed in; importing this module loads no torch model code
@@ -39,53 +43,6 @@ class ExplorerConfig:
     gif_frame_ms: int = 120  # frame duration of the exported walk GIF
     mesh_ik_iterations: int = 120  # IK of the GLB download: synthetic hands fit to 0.1-0.2 mm mean, 2-3 s
     limits: UploadLimits = DEFAULT_LIMITS
-
-
-@dataclass(frozen=True)
-class LatentAxes:
-    """The principal directions of the training latents, as slider coordinates."""
-
-    components: np.ndarray  # (K, L) unit rows, by decreasing variance
-    mean: np.ndarray  # (L,)
-    sigma: np.ndarray  # (K,) standard deviation along each direction
-    ratio: np.ndarray  # (K,) fraction of the variance along each direction
-    low: np.ndarray  # (L,) raw slider bounds per dimension
-    high: np.ndarray  # (L,)
-
-    @classmethod
-    def from_stats(cls, stats: LatentStats) -> LatentAxes:
-        # Raw sliders: the training range widened by half its span on each side (room to extrapolate).
-        span = np.maximum(stats.max - stats.min, 1e-3)
-        return cls(
-            components=np.asarray(stats.components, np.float64),
-            mean=np.asarray(stats.mean, np.float64),
-            sigma=np.sqrt(np.maximum(stats.explained_variance, 1e-12)),
-            ratio=np.asarray(stats.explained_variance_ratio, np.float64),
-            low=np.asarray(stats.min - 0.5 * span, np.float64),
-            high=np.asarray(stats.max + 0.5 * span, np.float64),
-        )
-
-    @property
-    def latent_dims(self) -> int:
-        return self.mean.shape[0]
-
-    def to_sigmas(self, z: np.ndarray) -> np.ndarray:
-        """(..., L) latent -> (..., K) coefficients along the directions, in their std."""
-        return (np.asarray(z, np.float64) - self.mean) @ self.components.T / self.sigma
-
-    def with_sigmas(self, z: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
-        """Replace the first len(sigmas) coefficients of `z` (L,); the others and any part of `z`
-        outside the PCA span are kept, so moving one slider moves z along one direction only."""
-        z = np.asarray(z, np.float64)
-        sigmas = np.asarray(sigmas, np.float64)
-        k = len(sigmas)
-        delta = (sigmas - self.to_sigmas(z)[:k]) * self.sigma[:k]
-        return z + delta @ self.components[:k]
-
-    def sample(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
-        """(n, L) latents drawn from the Gaussian of the training latents (PCA space)."""
-        coeffs = rng.standard_normal((n, len(self.sigma))) * self.sigma
-        return self.mean + coeffs @ self.components
 
 
 def describe_directions(
@@ -123,6 +80,9 @@ class Explorer:
     examples: dict[str, np.ndarray]  # example file name -> its estimated latent (L,)
     example_paths: dict[str, Path]
     config: ExplorerConfig
+    sliders: NamedSliders | None = None  # None: the model's joints have no named attributes
+    index: ExplorerIndex | None = None  # training frames and their latents (nearest frames)
+    index_note: str = ""  # why there is no index, with the command that writes one
 
     @classmethod
     def load(
@@ -130,9 +90,13 @@ class Explorer:
         checkpoint: str | os.PathLike,
         examples_dir: str | os.PathLike | None,
         config: ExplorerConfig | None = None,
+        index: str | os.PathLike | None = None,
     ) -> Explorer:
         """Load a released-weights folder (with its latent PCA) and estimate the examples once,
-        which also warms the network up so the first user request is as fast as the next."""
+        which also warms the network up so the first user request is as fast as the next.
+        `index`: the explorer index file (default `index.index_path`: $CROSSINGNETS_EXPLORER_INDEX
+        or the checkpoint's explorer_index.npz); without a valid one the app runs without the
+        nearest-frames panel and says why."""
         from crossingnets.inference import HandPoseEstimator  # torch model code, loaded on demand
 
         config = ExplorerConfig() if config is None else config
@@ -154,8 +118,21 @@ class Explorer:
         latents = {
             p.name: estimator.predict_file(p, example_camera(p), limits=config.limits).latent for p in paths
         }
+        try:
+            sliders = named_sliders(estimator, axes)
+        except ValueError as err:  # a convention without the attributes' joints
+            sliders = None
+            log.warning("no named sliders: %s", err)
+        frames, note = load_index(checkpoint, axes.latent_dims, index)
+        if note:
+            log.warning("%s", note)
         log.info(
-            "loaded %s (%s, %d px crops), %d examples", checkpoint, convention.name, crop.crop_px, len(paths)
+            "loaded %s (%s, %d px crops), %d examples, %s",
+            checkpoint,
+            convention.name,
+            crop.crop_px,
+            len(paths),
+            f"an index of {len(frames.frames)} training frames" if frames else "no index",
         )
         return cls(
             estimator=estimator,
@@ -166,4 +143,7 @@ class Explorer:
             examples=latents,
             example_paths={p.name: p for p in paths},
             config=config,
+            sliders=sliders,
+            index=frames,
+            index_note=note,
         )

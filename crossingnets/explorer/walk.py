@@ -1,8 +1,11 @@
 """The walk tab: a path through the latent space -> the poses and depth maps along it, and how far
 the smoothness head thinks each step is (the paper's L_smo asks: as far as in the latent).
 
-Pure functions first (latent paths, decoding and rendering a walk, its figures and GIF), then the
-tab's view, which `app/ui.py` wires.
+Walks: between two random samples, two examples or two uploaded frames (each encoded through the
+posterior by the upload tab's `estimate_pose`), from an upload to a sample, a random walk, or
+along a named slider (one attribute across its range, the others held: `directions.py`). Pure
+functions first (latent paths, decoding and rendering a walk, its figures and GIF), then the tab's
+view, which `app/ui.py` wires.
 """
 
 from __future__ import annotations
@@ -15,28 +18,42 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
+from crossingnets.camera import PRESETS
 from crossingnets.data.preprocess import CropConfig
-from crossingnets.draw import draw_skeleton
+from crossingnets.explorer.directions import attribute_path
 from crossingnets.explorer.figures import (
     Figure,
-    crop_image,
-    crop_scale,
+    crop_points_mm,
+    crop_to_mm,
+    depth_range_mm,
     figure_page,
     generated_to_crop,
     iframe,
+    skeleton_over_depth,
     smoothness_figure,
+    text_font,
     walk_figure,
 )
 from crossingnets.explorer.space import Explorer, LatentAxes
+from crossingnets.explorer.upload import estimate_pose
 from crossingnets.files import atomic_output
 from crossingnets.hand.conventions import Convention
 
 if TYPE_CHECKING:  # the model is passed in; importing this module loads no torch model code
     from crossingnets.inference import HandPoseEstimator
 
-WALK_MODES = ("two random samples", "two examples", "uploaded image -> random sample", "random walk")
+WALK_MODES = (
+    "two random samples",
+    "two examples",
+    "two uploaded frames",
+    "uploaded image -> random sample",
+    "along a named slider",
+    "random walk",
+)
+WALK_CAMERAS = tuple(PRESETS)  # the cameras a walk's uploaded frames may come from
+CLOUD_STRIDE = 2  # an animation's point clouds keep every 2nd pixel row and column (~1/4 the points)
 
 
 def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int) -> np.ndarray:
@@ -86,16 +103,6 @@ def run_walk(estimator: HandPoseEstimator, latents: np.ndarray) -> Walk:
     )
 
 
-def centered_to_crop_uv(joints_mm: np.ndarray, crop: CropConfig) -> np.ndarray:
-    """(..., J, 3) joints relative to the crop centre (mm) -> (..., J, 2) crop pixels.
-
-    Orthographic: exact for points at the centre's depth, within a few percent across the cube,
-    which is enough to draw the skeleton of a latent point (it has no camera) over its depth map.
-    """
-    half = 0.5 * crop.cube_mm
-    return np.asarray(joints_mm)[..., :2] / half * (crop.crop_px / 2) + (crop.crop_px - 1) / 2
-
-
 def png_data_uri(image: Image.Image) -> str:
     """An image as a PNG data URI, which a Plotly animation frame can show without a file."""
     buf = io.BytesIO()
@@ -103,20 +110,42 @@ def png_data_uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def walk_depth_range(walk: Walk, crop: CropConfig) -> tuple[float, float]:
+    """One colour range for every depth map of a walk, so its colours mean the same mm throughout."""
+    return depth_range_mm(crop_to_mm(walk.generated, crop.cube_mm))
+
+
 def walk_frames(walk: Walk, convention: Convention, crop: CropConfig) -> list[Image.Image]:
-    """Per step, the generated depth crop with the decoded skeleton drawn over it."""
-    uv = centered_to_crop_uv(walk.joints_mm, crop)
-    scale = crop_scale(crop.crop_px)
-    return [draw_skeleton(g, j, convention, scale) for g, j in zip(walk.generated, uv, strict=True)]
+    """Per step, the generated depth in colour with the decoded skeleton over it, the colour bar
+    in mm and the step number."""
+    depth_range = walk_depth_range(walk, crop)
+    frames = []
+    for t, (g, j) in enumerate(zip(walk.generated, walk.joints_mm, strict=True)):
+        image = skeleton_over_depth(g, j, convention, crop, depth_range)
+        ImageDraw.Draw(image).text(
+            (6, 4), f"step {t + 1}/{len(walk.generated)}", fill="black", font=text_font(14)
+        )
+        frames.append(image)
+    return frames
 
 
 def walk_figures(
     walk: Walk, convention: Convention, crop: CropConfig, frame_ms: int
 ) -> tuple[Figure, Figure]:
-    """(animated skeleton + depth maps, smoothness-vs-latent-distance plot) of a walk."""
-    uris = [png_data_uri(crop_image(g)) for g in walk.generated]
-    animation = walk_figure(walk.joints_mm, uris, convention, 0.5 * crop.cube_mm, frame_ms)
+    """(animated skeleton in its depth points + depth maps, smoothness-vs-latent-distance plot)."""
+    depth_range = walk_depth_range(walk, crop)
+    uris = [
+        png_data_uri(skeleton_over_depth(g, j, convention, crop, depth_range, bar=False))
+        for g, j in zip(walk.generated, walk.joints_mm, strict=True)
+    ]
+    clouds = [crop_points_mm(g, crop.cube_mm, CLOUD_STRIDE) for g in walk.generated]
+    animation = walk_figure(walk.joints_mm, uris, convention, frame_ms, clouds, depth_range)
     return animation, smoothness_figure(walk.latent_distance, walk.smoothness_distance)
+
+
+def loop_frames(frames: list[Image.Image]) -> list[Image.Image]:
+    """Forth and back (a, ..., b, ..., a) without repeating the ends, so a GIF loops seamlessly."""
+    return frames + frames[-2:0:-1]
 
 
 def write_gif(frames: list[Image.Image], path: str | os.PathLike, frame_ms: int) -> Path:
@@ -138,6 +167,26 @@ class WalkView:
     summary: str  # Markdown
 
 
+def upload_latents(
+    ex: Explorer,
+    paths: list[str | os.PathLike | None],
+    camera: str | os.PathLike,
+    depth_unit: str | float = "mm",
+) -> np.ndarray:
+    """(2, L) latents of two uploaded depth files, each encoded through the posterior by the upload
+    tab's path (`upload.estimate_pose`: detection, crop, network)."""
+    if len(paths) != 2 or any(p is None for p in paths):
+        raise ValueError("upload two depth frames (A and B) for a walk between them")
+    return np.stack(
+        [
+            estimate_pose(
+                ex.estimator, p, camera, limits=ex.config.limits, depth_unit=depth_unit
+            ).prediction.latent
+            for p in paths
+        ]
+    ).astype(np.float64)
+
+
 def walk_latents(
     ex: Explorer,
     mode: str,
@@ -146,8 +195,15 @@ def walk_latents(
     upload_latent: np.ndarray | None,
     example_a: str | None,
     example_b: str | None,
+    *,
+    start: np.ndarray | None = None,
+    slider: str | None = None,
+    uploads: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The (steps, L) latent points of a walk of the given mode (one of WALK_MODES)."""
+    """The (steps, L) latent points of a walk of the given mode (one of WALK_MODES).
+
+    start: the latent tab's point (a named-slider walk starts there; default the mean); slider:
+    the named slider to walk along; uploads: (2, L) latents of two uploaded frames."""
     if not 2 <= steps <= ex.config.max_walk_steps:
         raise ValueError(f"a walk has 2 to {ex.config.max_walk_steps} steps, got {steps}")
     rng = np.random.default_rng(seed)
@@ -159,10 +215,23 @@ def walk_latents(
         if missing:
             raise ValueError(f"choose two examples among {sorted(ex.examples)}; got {missing[0]!r}")
         return interpolate(ex.examples[example_a], ex.examples[example_b], steps)
+    if mode == "two uploaded frames":
+        if uploads is None:
+            raise ValueError("upload two depth frames (A and B) for a walk between them")
+        return interpolate(uploads[0], uploads[1], steps)
     if mode == "uploaded image -> random sample":
         if upload_latent is None:
             raise ValueError("upload a depth image first (upload tab); the walk starts from its latent")
         return interpolate(upload_latent, ex.axes.sample(rng)[0], steps)
+    if mode == "along a named slider":
+        if ex.sliders is None or slider not in ex.sliders.names:
+            raise ValueError(
+                f"choose a named slider among {ex.sliders.names if ex.sliders else ()}; got {slider!r}"
+            )
+        k = ex.sliders.names.index(slider)
+        values = np.linspace(ex.sliders.low[k], ex.sliders.high[k], steps)
+        z = ex.axes.mean if start is None else np.asarray(start, np.float64)
+        return attribute_path(ex.estimator, ex.axes, z, slider, values)
     if mode == "random walk":
         start = ex.axes.mean if upload_latent is None else np.asarray(upload_latent, np.float64)
         cfg = ex.config
@@ -171,11 +240,12 @@ def walk_latents(
 
 
 def walk_view(ex: Explorer, latents: np.ndarray, out_dir: str | os.PathLike, plotly_js_url: str) -> WalkView:
-    """A walk's latent points -> its animation, smoothness plot and GIF."""
+    """A walk's latent points -> its animation, smoothness plot and GIF (forth and back, looping)."""
     walk = run_walk(ex.estimator, latents)
     frame_ms = ex.config.gif_frame_ms
     animation, smoothness = walk_figures(walk, ex.convention, ex.crop, frame_ms)
-    gif = write_gif(walk_frames(walk, ex.convention, ex.crop), Path(out_dir) / "walk.gif", frame_ms)
+    frames = loop_frames(walk_frames(walk, ex.convention, ex.crop))
+    gif = write_gif(frames, Path(out_dir) / "walk.gif", frame_ms)
     ratio = walk.smoothness_distance / np.maximum(walk.latent_distance, 1e-9)
     summary = (
         f"{len(latents)} steps · latent path length {walk.latent_distance.sum():.2f} · "

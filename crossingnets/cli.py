@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "mean joint error and success rates, as the community computes them",
     ),
     "train": ("crossingnets.train", "train a Crossing Net (three stages) or a baseline"),
+    "adapt": ("crossingnets.adapt", "fine-tune a released model to your sensor with your unlabeled frames"),
     "predict": (
         "crossingnets.predict",
         "the 3D hand pose of depth frames (files, folders, globs, .npy sequences) as JSON lines, CSV or uvd",

@@ -1,19 +1,25 @@
 """`crossingnets app`: load a checkpoint and serve the latent-space explorer (Gradio), offline.
 
 Usage:
-    crossingnets app [--checkpoint DIR] [--host 127.0.0.1] [--port 7860] [--share]
-Without --checkpoint it serves the bundled model (`bundled_checkpoint`).
+    crossingnets app [--checkpoint DIR] [--host 127.0.0.1] [--port 7860] [--share] [--file-lifetime 600]
+Without --checkpoint it serves the bundled model (`bundled_checkpoint`). It listens on the loopback
+interface only unless --host says otherwise, and then says who can reach it. Uploads and the files
+it returns are deleted once older than --file-lifetime seconds (checked every minute), so a server
+that runs for days keeps a bounded temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "cn-nyu-synth"  # the folder under the repository's checkpoints/
 MAX_UPLOAD = "64mb"  # Gradio's own guard; the explorer rejects files above 16 MB with its message
@@ -21,6 +27,9 @@ CONCURRENCY = 4  # requests run at once per event; torch inference is thread-saf
 # One torch thread per request: requests run in parallel on the cores, and intra-op threads would
 # contend with them (benchmarks/infer.py measured 2-thread batch-1 inference 27x slower under load).
 TORCH_THREADS = 1
+FILE_LIFETIME_S = 600  # uploads and returned files are kept 10 minutes: time to download them
+CLEANUP_EVERY_S = 60
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
@@ -59,8 +68,24 @@ def launch_options(host: str, port: int | None, share: bool = False) -> dict[str
     }
 
 
-def create_app(checkpoint: str | os.PathLike):
-    """Load `checkpoint` and build the explorer's Blocks (queued), without launching it."""
+def exposure_warning(host: str, share: bool) -> str | None:
+    """What the person starting the app must know when it can be reached from other machines."""
+    reach = []
+    if host not in LOOPBACK:
+        reach.append(f"every machine that can reach this one on {host!r} (--host)")
+    if share:
+        reach.append("anyone with the public share link (--share)")
+    if not reach:
+        return None
+    return (
+        f"the app is served to {' and to '.join(reach)}, without authentication: they can upload files "
+        "and run the model. Use the default --host 127.0.0.1 to keep it on this machine."
+    )
+
+
+def create_app(checkpoint: str | os.PathLike, file_lifetime_s: int = FILE_LIFETIME_S):
+    """Load `checkpoint` and build the explorer's Blocks (queued), without launching it; uploads and
+    returned files older than `file_lifetime_s` are deleted on a schedule once it is launched."""
     offline()
     import torch
 
@@ -69,6 +94,7 @@ def create_app(checkpoint: str | os.PathLike):
 
     torch.set_num_threads(TORCH_THREADS)
     demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR))
+    demo.delete_cache = (min(CLEANUP_EVERY_S, file_lifetime_s), file_lifetime_s)  # read when launched
     return demo.queue(default_concurrency_limit=CONCURRENCY)
 
 
@@ -102,6 +128,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free)"
     )
     parser.add_argument("--share", action="store_true", help="also open a public Gradio share link (off)")
+    parser.add_argument(
+        "--file-lifetime",
+        type=int,
+        default=FILE_LIFETIME_S,
+        help="seconds uploads and returned files are kept before deletion (default %(default)s)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -109,9 +141,13 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"no model at {args.checkpoint}: expected a released-weights folder with config.json"
         )
+    if args.file_lifetime < 1:
+        raise SystemExit(f"--file-lifetime must be at least 1 second, got {args.file_lifetime}")
     try:
-        demo = create_app(args.checkpoint)
+        demo = create_app(args.checkpoint, args.file_lifetime)
     except ValueError as err:  # a model the explorer cannot show: say why, no traceback
         raise SystemExit(str(err)) from None
+    if warning := exposure_warning(args.host, args.share):
+        log.warning("%s", warning)
     demo.launch(**launch_options(args.host, args.port, args.share))
     return 0

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from crossingnets.checkpoint import save_training_state
 from crossingnets.data.training import TrainData, batch_indices, mix_seed
 from crossingnets.distributed import Dist, all_mean, check_replicas_in_sync
+from crossingnets.files import atomic_output
 from crossingnets.models import LatentPoseModel, TrainStep
 from crossingnets.models.batchnorm import recompute_running_stats, trains_batch_norm
 from crossingnets.recipes import TrainConfig
@@ -66,6 +67,7 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.ema: dict[str, torch.Tensor] = {}  # moving average of the stage's trained parameters
         self.last_val: dict[str, float] = {}
+        self.metrics_lines = 0  # lines of metrics.jsonl that the last checkpoint accounts for
         self.writer = _tensorboard_writer(out) if tensorboard and ddp.main else None
         self.elapsed_before, self.started = 0.0, time.perf_counter()  # wall time over resumes
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -88,6 +90,7 @@ class Trainer:
             "sums": dict(self.sums),
             "counts": dict(self.counts),
             "last_val": dict(self.last_val),
+            "metrics_lines": self.metrics_lines,
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "ema": dict(self.ema),
@@ -108,6 +111,8 @@ class Trainer:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
         self.ema = dict(state.get("ema", {}))
+        # Checkpoints saved before the count was kept account for every line written.
+        self.metrics_lines = int(state.get("metrics_lines", len(_lines(self.out / METRICS_FILE))))
         torch.set_rng_state(state["rng_cpu"])
         self.elapsed_before, self.started = float(state.get("elapsed_s", 0.0)), time.perf_counter()
 
@@ -149,9 +154,8 @@ class Trainer:
             params[n].copy_(v)
         self.ema = {}
         if self._reestimate_and_validate(batch_norm=True):
-            with open(self.out / METRICS_FILE, "a") as f:
-                f.write(json.dumps({"stage": self.stage, "ema": True, "global_step": self.global_step,
-                                    "elapsed_s": self.elapsed_s, **self.last_val}) + "\n")  # fmt: skip
+            self._write_metrics({"stage": self.stage, "ema": True, "global_step": self.global_step,
+                                 "elapsed_s": self.elapsed_s, **self.last_val})  # fmt: skip
 
     def _reestimate_and_validate(self, batch_norm: bool) -> bool:
         """Re-estimate batch-norm statistics on real crops (if `batch_norm`), average buffers over
@@ -167,6 +171,13 @@ class Trainer:
         self.last_val = validate(self.model, self.data.val, self.memory_format)
         return True
 
+    def _write_metrics(self, record: dict[str, Any]) -> None:
+        """Append one line to metrics.jsonl; the next checkpoint counts it, so a run killed before
+        that checkpoint drops the line when it resumes, and writes it again once."""
+        with open(self.out / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.metrics_lines += 1
+
     def _sync_buffers(self) -> None:
         """Average batch-norm statistics over processes, so every replica saves the same model."""
         all_mean([b for b in self.model.buffers() if b.is_floating_point()], self.ddp.world)
@@ -181,6 +192,8 @@ class Trainer:
     def run(self, max_steps: int | None = None) -> dict[str, Any]:
         """Train until done, or until `max_steps` optimisation steps in all (then checkpoint)."""
         stop_at = None if max_steps is None else self.global_step + max_steps
+        if self.ddp.main:  # lines of a killed run that its checkpoint does not account for
+            _keep_lines(self.out / METRICS_FILE, self.metrics_lines)
         while self.stage_index < len(self.cfg.stages):
             stage, epochs = self.stage, self.cfg.epochs(self.stage)
             if self.epoch == 0 and self.step == 0:
@@ -294,8 +307,7 @@ class Trainer:
             metrics.update(self.last_val)
         self.epoch, self.step, self.sums, self.counts = self.epoch + 1, 0, {}, {}
         if self.ddp.main:
-            with open(self.out / METRICS_FILE, "a") as f:
-                f.write(json.dumps(metrics) + "\n")
+            self._write_metrics(metrics)
             if self.writer is not None:
                 for k, v in metrics.items():
                     if isinstance(v, float):
@@ -331,6 +343,18 @@ class Trainer:
             "elapsed_s": round(self.elapsed_s, 1),
             **self.last_val,
         }
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines(keepends=True) if path.exists() else []
+
+
+def _keep_lines(path: Path, count: int) -> None:
+    """Keep the first `count` lines of a text file (rewritten atomically)."""
+    lines = _lines(path)
+    if len(lines) > count:
+        with atomic_output(path) as tmp:
+            tmp.write_text("".join(lines[:count]))
 
 
 def _tensorboard_writer(out: Path) -> Any:

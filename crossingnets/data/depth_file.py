@@ -14,6 +14,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -21,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from crossingnets.camera import CAMERAS, Intrinsics
 from crossingnets.data import icvl, msra, nyu
 from crossingnets.data.preprocess import check_depth
+from crossingnets.data.raw import CORRUPT_FILE_ERRORS
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")  # PIL modes of 16-bit greyscale PNGs
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA")
@@ -61,11 +63,13 @@ def _read_png(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
                 _check_size(name, img.height, img.width, limits)  # read from the header only
                 mode = img.mode
                 pixels = np.asarray(img)
+    except DepthImageError:
+        raise
     except Image.DecompressionBombError:
         raise DepthImageError(
             f"depth image {name} is larger than the limit of {limits.max_side_px} px a side"
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, SyntaxError, *CORRUPT_FILE_ERRORS) as err:  # PIL on a damaged file
         raise _reject(name, f"is not a readable image ({type(err).__name__})") from None
     if mode in SIXTEEN_BIT_MODES:
         if pixels.dtype != np.uint16:  # mode "I" holds int32; a depth PNG stays in 16 bits
@@ -82,19 +86,32 @@ def _read_png(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
     raise _reject(name, f"is a {mode} image")
 
 
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
 def _read_npy(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
+    """A 2-D numeric array (a trailing axis of 1 is dropped). Its header is checked before the data
+    is read, since numpy allocates what the header claims: a few bytes could ask for terabytes."""
     try:
-        depth = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version not in NPY_HEADERS:
+                raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+            shape, _, dtype = NPY_HEADERS[version](f)
+            if len(shape) == 3 and shape[-1] == 1:
+                shape = shape[:2]
+            if len(shape) != 2:
+                raise _reject(name, f"holds an array of shape {shape}, not one (H, W) frame")
+            if dtype.kind not in "iuf":
+                raise _reject(name, f"holds {dtype} values, not numbers")
+            _check_size(name, *shape, limits)
+            f.seek(0)
+            depth = np.load(f, allow_pickle=False)
+    except DepthImageError:
+        raise
+    except (ValueError, OSError, EOFError, SyntaxError, TokenError) as err:  # numpy tokenizes the header
         raise _reject(name, f"is not a readable .npy array ({err})") from None
-    if depth.ndim == 3 and depth.shape[-1] == 1:
-        depth = depth[..., 0]
-    if depth.ndim != 2:
-        raise _reject(name, f"holds an array of shape {depth.shape}, not one (H, W) frame")
-    if not (np.issubdtype(depth.dtype, np.integer) or np.issubdtype(depth.dtype, np.floating)):
-        raise _reject(name, f"holds {depth.dtype} values, not numbers")
-    _check_size(name, *depth.shape, limits)
-    return depth.astype(np.float32)
+    return depth.reshape(shape).astype(np.float32)
 
 
 def _read_bin(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
@@ -129,12 +146,30 @@ def load_depth(path: str | os.PathLike, limits: UploadLimits = DEFAULT_LIMITS) -
     except DepthImageError:
         raise
     except ValueError as err:  # the dataset decoders' BadFrameError and check_depth's errors
-        raise DepthImageError(str(err).replace(str(path), name)) from None
+        message = str(err).replace(str(path), name)
+        raise DepthImageError(message if name in message else f"depth image {name}: {message}") from None
     if depth.max() > limits.max_depth_mm:
         raise _reject(name, f"holds depth up to {depth.max():g}, beyond {limits.max_depth_mm:g} mm")
     if not depth.any():
         raise DepthImageError(f"depth image {name} holds no depth: every pixel is 0 (missing)")
     return depth
+
+
+def typed_numbers(what: str, names: tuple[str, ...], values: tuple) -> list[float]:
+    """Numbers a user typed -> finite floats, or a ValueError naming the field to fix: the app's
+    number boxes send None when cleared, and a NaN or infinite intrinsic or centre has no meaning."""
+    if len(values) != len(names):
+        raise ValueError(f"{what} needs {len(names)} numbers ({', '.join(names)}), got {len(values)}")
+    out = []
+    for name, value in zip(names, values, strict=True):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} {name} must be a number, got {value!r}") from None
+        if not np.isfinite(number):
+            raise ValueError(f"{what} {name} must be finite, got {number:g}")
+        out.append(number)
+    return out
 
 
 def camera_for(
@@ -149,7 +184,7 @@ def camera_for(
     if preset == "custom":
         if custom is None:
             raise ValueError("a custom camera needs fx, fy, cx, cy")
-        fx, fy, cx, cy = (float(v) for v in custom)
+        fx, fy, cx, cy = typed_numbers("custom camera", ("fx", "fy", "cx", "cy"), custom)
         if not (fx > 0 and fy > 0):
             raise ValueError(
                 f"custom camera focal lengths fx and fy must be > 0 px, got fx={fx:g}, fy={fy:g}"
@@ -178,9 +213,9 @@ def parse_center(center: tuple[float, float, float] | None, depth_mm: np.ndarray
     """
     if center is None or not any(center):
         return None
-    u, v, d = (float(c) for c in center)
+    u, v, d = typed_numbers("hand centre", ("u", "v", "d"), center)
     h, w = depth_mm.shape
-    if not (np.isfinite([u, v, d]).all() and 0 <= u < w and 0 <= v < h):
+    if not (0 <= u < w and 0 <= v < h):
         raise ValueError(f"hand centre ({u:g}, {v:g}) must lie inside the {w}x{h} frame")
     if d <= 0:
         r = CENTER_PATCH_PX

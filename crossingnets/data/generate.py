@@ -8,6 +8,7 @@ import argparse
 
 from crossingnets.data.randomized import RandomizeConfig, generate_randomized
 from crossingnets.data.synthetic import GenerateConfig, generate
+from crossingnets.files import atomic_output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,9 @@ def main(args: argparse.Namespace) -> int:
         generate_randomized(
             args.out, args.n, args.seed, RandomizeConfig(base=cfg), args.workers, args.overwrite
         )
+    elif args.sheet:  # the sheet is written under a temporary name too, renamed once complete
+        with atomic_output(args.sheet) as sheet:
+            generate(args.out, args.n, args.seed, cfg, overwrite=args.overwrite, sheet=sheet)
     else:
-        generate(args.out, args.n, args.seed, cfg, overwrite=args.overwrite, sheet=args.sheet)
+        generate(args.out, args.n, args.seed, cfg, overwrite=args.overwrite)
     return 0

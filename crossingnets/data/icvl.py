@@ -15,8 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from crossingnets.camera import CAMERAS, Intrinsics
-from crossingnets.data.raw import BadFrameError, DatasetReader, check_split, read_image_array, refuse_options
-from crossingnets.files import UvdTextError, iter_label_lines, parse_uvd_line
+from crossingnets.data.raw import (
+    BadFrameError,
+    DatasetReader,
+    check_split,
+    read_image_array,
+    read_label_lines,
+    refuse_options,
+)
+from crossingnets.files import UvdTextError, parse_uvd_line
 from crossingnets.hand.conventions import ICVL, Convention
 
 SPLIT_FOLDERS = {"train": "Training", "test": "Testing"}  # keys: raw.SPLITS
@@ -47,7 +54,7 @@ class IcvlReader(DatasetReader):
         self.names: list[str] = []
         self.labels: list[np.ndarray | str] = []  # (16, 3) uvd, or the parse error of that line
         for label_file in label_files:
-            for number, line in iter_label_lines(label_file):
+            for number, line in read_label_lines(label_file):
                 where = f"{label_file} line {number}"
                 try:
                     name, uvd = parse_uvd_line(line, ICVL.num_joints, where)
@@ -65,7 +72,7 @@ class IcvlReader(DatasetReader):
 
     def read_depth(self, index: int) -> np.ndarray:
         path = self.folder / "Depth" / self.names[index]
-        return decode_depth(read_image_array(path), path)
+        return decode_depth(read_image_array(path, (self.camera.width_px, self.camera.height_px)), path)
 
 
 def open_reader(root: Path, split: str, *, camera: int | None, subject: str | None) -> IcvlReader:

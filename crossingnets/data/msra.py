@@ -17,8 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from crossingnets.camera import CAMERAS, Intrinsics
-from crossingnets.data.raw import BadFrameError, DatasetReader, check_split, refuse_options
-from crossingnets.files import UvdTextError, iter_label_lines, parse_uvd_line
+from crossingnets.data.raw import (
+    BadFrameError,
+    DatasetReader,
+    LabelFileError,
+    check_split,
+    read_label_lines,
+    refuse_options,
+)
+from crossingnets.files import UvdTextError, parse_uvd_line
 from crossingnets.hand.conventions import MSRA, Convention
 
 SUBJECTS = tuple(f"P{i}" for i in range(9))
@@ -67,20 +74,20 @@ def encode_depth_bin(depth_mm: np.ndarray) -> bytes:
 def read_joint_file(path: Path) -> list[np.ndarray | str]:
     """`joint.txt` -> per frame (21, 3) xyz mm in our camera frame, or that line's error message.
 
-    A wrong frame count in the first line is an error for the whole file (ValueError); a line
+    A wrong frame count in the first line is an error for the whole file (LabelFileError); a line
     with the wrong number of values only spoils its own frame.
     """
-    lines = list(iter_label_lines(path))
+    lines = read_label_lines(path)
     if not lines:
-        raise ValueError(f"MSRA labels {path} are empty")
+        raise LabelFileError(f"MSRA labels {path} are empty")
     try:
         count = int(lines[0][1])
     except ValueError:
-        raise ValueError(
+        raise LabelFileError(
             f"{path} line {lines[0][0]}: expected the frame count, got {lines[0][1].strip()!r}"
         ) from None
     if count != len(lines) - 1:
-        raise ValueError(f"{path} announces {count} frames but holds {len(lines) - 1} label lines")
+        raise LabelFileError(f"{path} announces {count} frames but holds {len(lines) - 1} label lines")
     frames: list[np.ndarray | str] = []
     for number, line in lines[1:]:
         try:

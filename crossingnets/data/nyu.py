@@ -12,12 +12,21 @@ path (its scripts score uvd files), so the store's xyz and uvd agree exactly.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from crossingnets.camera import CAMERAS, Intrinsics
-from crossingnets.data.raw import BadFrameError, DatasetReader, check_split, read_image_array, refuse_options
+from crossingnets.data.raw import (
+    CORRUPT_FILE_ERRORS,
+    BadFrameError,
+    DatasetReader,
+    LabelFileError,
+    check_split,
+    read_image_array,
+    refuse_options,
+)
 from crossingnets.hand.conventions import NYU, NYU_36_TO_14, Convention
 
 NUM_RAW_JOINTS = 36
@@ -27,36 +36,114 @@ DEFAULT_CAMERA = 1  # the frontal Kinect, the one every published NYU result use
 def read_joint_uvd(path: Path, camera: int = DEFAULT_CAMERA) -> np.ndarray:
     """`joint_uvd` of one camera (1-based) from joint_data.mat (v5 or v7.3) -> (N, 36, 3).
 
-    Only that camera's slice is kept; with v7.3 only it is read from disk.
+    Only that camera's slice is kept; with v7.3 only it is read from disk. A corrupt or foreign
+    file raises a LabelFileError naming it.
     """
     # Imported here: decoding one uploaded NYU depth PNG (depth_file.py) needs neither library.
     import h5py
-    import scipy.io
+    from scipy.io.matlab import MatReadError
 
     if not path.is_file():
         raise FileNotFoundError(f"NYU labels {path} not found")
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            if "joint_uvd" not in f:
-                raise ValueError(f"{path} has no joint_uvd variable (holds {sorted(f)})")
-            ds = f["joint_uvd"]  # MATLAB [camera, frame, joint, coord] seen reversed: (3, 36, N, C)
-            _check_layout(path, ds.shape[::-1], camera)
-            return np.ascontiguousarray(ds[..., camera - 1].T, dtype=np.float64)
     try:
-        mat = scipy.io.loadmat(path, variable_names=["joint_uvd"])
-    except (ValueError, OSError) as err:
-        raise ValueError(f"{path} is not a MATLAB file ({err})") from None
+        return _read_v73(path, camera) if h5py.is_hdf5(path) else _read_v5(path, camera)
+    except LabelFileError:
+        raise
+    except (*CORRUPT_FILE_ERRORS, NameError, MatReadError, zlib.error) as err:
+        raise LabelFileError(f"{path} is not a readable MATLAB file ({type(err).__name__}: {err})") from None
+
+
+def _read_v73(path: Path, camera: int) -> np.ndarray:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        ds = f.get("joint_uvd")  # MATLAB [camera, frame, joint, coord] seen reversed: (3, 36, N, C)
+        if not isinstance(ds, h5py.Dataset):
+            raise LabelFileError(f"{path} has no joint_uvd variable (holds {sorted(f)})")
+        _check_layout(path, ds.shape[::-1], camera)
+        return np.ascontiguousarray(ds[..., camera - 1].T, dtype=np.float64)
+
+
+def _read_v5(path: Path, camera: int) -> np.ndarray:
+    import scipy.io
+    from scipy.io.matlab import matfile_version
+
+    if matfile_version(path)[0] != 1:  # v4 headers declare sizes that scipy allocates unchecked
+        raise LabelFileError(f"{path} is not a MATLAB v5 or v7.3 file, the formats NYU ships")
+    _check_v5_matrix(path, "joint_uvd")
+    mat = scipy.io.loadmat(path, variable_names=["joint_uvd"])
     if "joint_uvd" not in mat:
-        raise ValueError(f"{path} has no joint_uvd variable")
+        raise LabelFileError(f"{path} has no joint_uvd variable")
     _check_layout(path, mat["joint_uvd"].shape, camera)
     return np.asarray(mat["joint_uvd"][camera - 1], dtype=np.float64)
 
 
 def _check_layout(path: Path, shape: tuple[int, ...], camera: int) -> None:
     if len(shape) != 4 or shape[2:] != (NUM_RAW_JOINTS, 3):
-        raise ValueError(f"{path}: joint_uvd has shape {shape}, expected [camera, frame, 36, 3]")
+        raise LabelFileError(f"{path}: joint_uvd has shape {shape}, expected [camera, frame, 36, 3]")
     if not 1 <= camera <= shape[0]:
-        raise ValueError(f"{path} holds cameras 1..{shape[0]}; camera {camera} requested")
+        raise LabelFileError(f"{path} holds cameras 1..{shape[0]}; camera {camera} requested")
+
+
+# MATLAB v5 ("MAT-File Format", MathWorks): a 128-byte header, then data elements, each a tag (type,
+# byte count) and its bytes, padded to 8; a compressed element holds one zlib-compressed element.
+# A matrix element holds sub-elements: array flags, dimensions, name, real part (imaginary part).
+MI_BYTES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8}  # numeric type -> bytes a value
+MI_MATRIX, MI_COMPRESSED = 14, 15
+NUMERIC_CLASSES = range(6, 16)  # mxDOUBLE_CLASS .. mxUINT64_CLASS
+MATRIX_HEADER_BYTES = 512  # flags, dimensions (up to 4-d), name (< 64 chars) and the real part's tag
+
+
+def _check_v5_matrix(path: Path, name: str) -> None:
+    """Check the matrix headers of a v5 file before scipy decodes it, strictly as the format lays
+    them out: scipy's decoder crashes the process (SIGSEGV) on a corrupt data type code, array
+    flag or sub-element size there (found by tests/test_fuzz_datasets.py). Reads a few hundred
+    bytes per variable, whatever the file's size."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        order = "little" if f.read(128)[126:128] == b"IM" else "big"
+        pos = 128
+        while pos + 8 <= size:
+            f.seek(pos)
+            kind, nbytes, _ = _v5_tag(f.read(8), 0, order)
+            head = f.read(min(nbytes, 1 << 16))
+            pos += 8 + nbytes + (0 if kind == MI_COMPRESSED else -nbytes % 8)
+            if kind == MI_COMPRESSED:
+                head = zlib.decompressobj().decompress(head, MATRIX_HEADER_BYTES)
+                kind, _, start = _v5_tag(head, 0, order)
+                head = head[start:]
+            if kind != MI_MATRIX:
+                raise LabelFileError(f"{path}: a variable of MATLAB type {kind}, not a matrix")
+            _check_v5_header(path, name, head, order)
+
+
+def _v5_tag(buf: bytes, pos: int, order: str) -> tuple[int, int, int]:
+    """(type, byte count, offset of the data) of the element at `pos`, in the full or small format."""
+    if pos + 8 > len(buf):
+        raise ValueError(f"truncated element at byte {pos}")
+    word = int.from_bytes(buf[pos : pos + 4], order)
+    if word >> 16:  # small element: type and count in one word, data in the next 4 bytes
+        return word & 0xFFFF, word >> 16, pos + 4
+    return word, int.from_bytes(buf[pos + 4 : pos + 8], order), pos + 8
+
+
+def _check_v5_header(path: Path, name: str, head: bytes, order: str) -> None:
+    """A matrix's flags (uint32 x 2), dimensions (int32 x n), name (int8) and, for `name`, a real
+    numeric class and the real part's data type."""
+    parts, pos = [], 0
+    for _ in range(4 if _v5_tag(head, 0, order)[:2] == (6, 8) else 0):
+        kind, nbytes, start = _v5_tag(head, pos, order)
+        parts.append((kind, nbytes, head[start : start + nbytes]))
+        pos = start + nbytes + (-nbytes % 8 if start == pos + 8 else 4 - nbytes)
+    if len(parts) < 4 or parts[1][0] != 5 or parts[1][1] % 4 or parts[2][0] != 1:
+        raise LabelFileError(f"{path}: a matrix header is not laid out as MATLAB v5 lays it out")
+    if parts[2][2].decode("latin-1") != name:
+        return
+    flags = int.from_bytes(parts[0][2][:4], order)
+    if flags & 0xFF not in NUMERIC_CLASSES or flags & 0x0A00:  # 0x0800 complex, 0x0200 logical
+        raise LabelFileError(f"{path}: {name} is not a real numeric matrix (array flags {flags:#x})")
+    if parts[3][0] not in MI_BYTES:
+        raise LabelFileError(f"{path}: {name} holds data of unknown MATLAB type {parts[3][0]}")
 
 
 def decode_depth(rgb: np.ndarray, path: Path) -> np.ndarray:
@@ -99,7 +186,7 @@ class NyuReader(DatasetReader):
 
     def read_depth(self, index: int) -> np.ndarray:
         path = self.folder / depth_file_name(self.camera_index, index)
-        return decode_depth(read_image_array(path), path)
+        return decode_depth(read_image_array(path, (self.camera.width_px, self.camera.height_px)), path)
 
 
 def open_reader(root: Path, split: str, *, camera: int | None, subject: str | None) -> NyuReader:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from crossingnets.camera import Intrinsics, uvd_to_xyz, xyz_to_uvd
+from crossingnets.files import iter_label_lines
 from crossingnets.hand.conventions import Convention
 
 SPLITS = ("train", "test")
@@ -24,6 +25,25 @@ SPLITS = ("train", "test")
 
 class BadFrameError(ValueError):
     """A raw frame or its label is missing, unreadable or inconsistent; the message names the file."""
+
+
+class LabelFileError(ValueError):
+    """A dataset's label file is unreadable or not laid out as the dataset ships it; the message
+    names the file. Every frame of the split depends on it, so no frame can be skipped instead."""
+
+
+# What decoding a corrupt binary file can raise from numpy, h5py or scipy besides their own errors:
+# the bytes trip whatever check or lookup comes first.
+CORRUPT_FILE_ERRORS = (
+    ValueError,
+    OSError,
+    KeyError,
+    TypeError,
+    IndexError,
+    EOFError,
+    OverflowError,
+    RuntimeError,
+)
 
 
 @dataclass(frozen=True)
@@ -71,27 +91,49 @@ def labelled_frame(
             f"{name}: depth frame is {depth_mm.shape[1]}x{depth_mm.shape[0]}, "
             f"expected {cam.width_px}x{cam.height_px}"
         )
-    if joints_uvd is not None:
-        uvd = np.asarray(joints_uvd, dtype=np.float64)
-        xyz = uvd_to_xyz(uvd, cam)
-    else:
-        xyz = np.asarray(joints_xyz_mm, dtype=np.float64)
-        if (xyz[:, 2] <= 0).any():
-            raise BadFrameError(f"{name}: a joint lies at z <= 0 mm, behind the camera")
-        uvd = xyz_to_uvd(xyz, cam)
+    label = np.asarray(joints_xyz_mm if joints_uvd is None else joints_uvd, dtype=np.float64)
+    if (label[:, 2] <= 0).any():  # NaN passes here and is refused below
+        raise BadFrameError(f"{name}: a joint lies at depth z <= 0 mm, behind the camera")
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge label overflows; refused below
+        uvd, xyz = (
+            (label, uvd_to_xyz(label, cam)) if joints_xyz_mm is None else (xyz_to_uvd(label, cam), label)
+        )
+    if not (np.isfinite(uvd.astype(np.float32)).all() and np.isfinite(xyz.astype(np.float32)).all()):
+        raise BadFrameError(
+            f"{name}: a joint label is NaN or infinite (in uvd or xyz, as the store's float32)"
+        )
     return RawFrame(
         name=name, depth_mm=depth_mm.astype(np.float32, copy=False), joints_uvd=uvd, joints_xyz_mm=xyz
     )
 
 
-def read_image_array(path: Path) -> np.ndarray:
-    """The pixels of an image file as a numpy array (uint8 (H, W, 3) for RGB, uint16 for 16-bit)."""
+def read_label_lines(path: Path) -> list[tuple[int, str]]:
+    """(1-based line number, text) of each non-blank line of a label file (`iter_label_lines`), or a
+    LabelFileError where it is not UTF-8 text (a corrupt or binary file)."""
+    try:
+        return list(iter_label_lines(path))
+    except UnicodeDecodeError as err:
+        raise LabelFileError(f"labels {path} are not UTF-8 text (byte {err.start}: {err.reason})") from None
+
+
+def read_image_array(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The pixels of an image file as a numpy array (uint8 (H, W, 3) for RGB, uint16 for 16-bit).
+
+    `size` (width, height) is checked in the file's header, before its pixels are decoded: a
+    damaged header can claim an image of gigabytes.
+    """
     try:
         with Image.open(path) as img:
+            if size is not None and img.size != tuple(size):
+                raise BadFrameError(
+                    f"depth image {path} is {img.width}x{img.height} px, expected {size[0]}x{size[1]}"
+                )
             return np.asarray(img)
     except FileNotFoundError:
         raise BadFrameError(f"depth image {path} not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, *CORRUPT_FILE_ERRORS) as err:
+        if isinstance(err, BadFrameError):
+            raise
         raise BadFrameError(f"depth image {path} is unreadable ({err})") from None
 
 

@@ -8,7 +8,10 @@ Layout (N frames, J joints, S = crop_px):
 - attributes: convention, fx, fy, cx, cy, width_px, height_px, cube_mm, crop_px, source, version,
   seed, plus producer settings (JSON strings for nested values).
 Files are written to a temporary name and renamed when complete, so an interrupted run never
-leaves a file under the final name.
+leaves a file under the final name. Damage is detected rather than read: the file uses HDF5's
+latest format (checksummed metadata), every chunk carries a Fletcher-32 checksum, and strings are
+stored in their attribute (the global heap of variable-length strings has no checksum, and a
+flipped length there made HDF5 loop for minutes). Stores written before this are still read.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from torch.utils.data import Dataset
 
 from crossingnets.camera import Intrinsics
 from crossingnets.data.preprocess import CropConfig
+from crossingnets.data.raw import CORRUPT_FILE_ERRORS
 from crossingnets.hand.conventions import Convention, get_convention
 
 STORE_VERSION = 1
@@ -66,7 +70,7 @@ class StoreWriter:
         _check_output(self.path, overwrite)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self.num_frames = 0
-        self._file = h5py.File(self.tmp, "w", track_order=True)
+        self._file = h5py.File(self.tmp, "w", track_order=True, libver="latest")
         s, j = crop.crop_px, convention.num_joints
         shapes = {"depth": (1, s, s), "joints_xyz": (j, 3), "joints_uvd": (j, 3), "com_uvd": (3,)}
         for name, shape in shapes.items():
@@ -79,6 +83,7 @@ class StoreWriter:
                 compression="gzip",
                 compression_opts=4,
                 shuffle=True,
+                fletcher32=True,
                 track_times=False,
             )
         meta = {
@@ -90,7 +95,12 @@ class StoreWriter:
             **attrs,
         }
         for key, value in meta.items():
-            self._file.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
+            value = value if isinstance(value, (str, int, float)) else json.dumps(value)
+            if isinstance(value, str):  # fixed length, inside the checksummed attribute
+                value = np.array(
+                    value.encode(), dtype=h5py.string_dtype("utf-8", max(1, len(value.encode())))
+                )
+            self._file.attrs[key] = value
 
     def append(self, **batch: np.ndarray) -> None:
         """Append frames; every field of FIELDS, each with the same leading length."""
@@ -138,39 +148,70 @@ class StoreInfo:
     attrs: dict[str, Any]
 
 
+class StoreError(ValueError):
+    """A file is not a readable crossingnets store: not HDF5, corrupt, or its fields and attributes
+    disagree. The message names the file."""
+
+
 def read_info(path: str | os.PathLike) -> StoreInfo:
-    """The metadata of a store, or a clear error if the file is not one."""
+    """The metadata of a store, checked against its fields' shapes, or a StoreError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no HDF5 store at {path}")
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        raise ValueError(f"{path} is not an HDF5 file ({err})") from None
-    with f:
-        missing = [k for k in FIELDS if k not in f]
-        if missing:
-            raise ValueError(f"{path} is not a crossingnets store: missing datasets {missing}")
-        a = dict(f.attrs)
-        n = f["depth"].shape[0]
-    attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in a.items()}
+        raise StoreError(f"{path} is not an HDF5 file ({err})") from None
+    try:
+        with f:
+            missing = [k for k in FIELDS if not isinstance(f.get(k), h5py.Dataset)]
+            if missing:
+                raise StoreError(f"{path} is not a crossingnets store: missing datasets {missing}")
+            shapes = {k: f[k].shape for k in FIELDS}
+            attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+        info = _info(attrs, shapes["depth"][0])
+    except StoreError:
+        raise
+    except CORRUPT_FILE_ERRORS as err:  # h5py on a damaged file; a missing or mistyped attribute
+        raise StoreError(
+            f"{path} is not a readable crossingnets store ({type(err).__name__}: {err})"
+        ) from None
+    s, j, n = info.crop.crop_px, info.convention.num_joints, info.num_frames
+    expected = {"depth": (n, 1, s, s), "joints_xyz": (n, j, 3), "joints_uvd": (n, j, 3), "com_uvd": (n, 3)}
+    if shapes != expected:
+        raise StoreError(f"{path}: fields have shapes {shapes}, its attributes say {expected}")
+    if info.attrs.get("num_frames", n) != n:  # written last, when the writer closes the store
+        raise StoreError(f"{path} holds {n} frames but was closed with {info.attrs['num_frames']}")
+    return info
+
+
+def _attr_value(value: Any) -> Any:
+    """An attribute as Python: numbers, and strings whether stored fixed (bytes) or variable length."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _info(attrs: dict[str, Any], num_frames: int) -> StoreInfo:
     cam = Intrinsics(
-        attrs["fx"],
-        attrs["fy"],
-        attrs["cx"],
-        attrs["cy"],
+        float(attrs["fx"]),
+        float(attrs["fy"]),
+        float(attrs["cx"]),
+        float(attrs["cy"]),
         int(attrs["width_px"]),
         int(attrs["height_px"]),
     )
     crop = CropConfig(cube_mm=float(attrs["cube_mm"]), crop_px=int(attrs["crop_px"]))
-    return StoreInfo(get_convention(str(attrs["convention"])), cam, crop, n, attrs)
+    return StoreInfo(get_convention(str(attrs["convention"])), cam, crop, num_frames, attrs)
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All fields of a store, read whole into memory (random access to gzip chunks is slow)."""
     read_info(path)
-    with h5py.File(path, "r") as f:
-        return {name: f[name][()] for name in FIELDS}
+    try:
+        with h5py.File(path, "r") as f:
+            return {name: f[name][()] for name in FIELDS}
+    except CORRUPT_FILE_ERRORS as err:
+        raise StoreError(f"{path}: its data is unreadable ({type(err).__name__}: {err})") from None
 
 
 class HandDepthDataset(Dataset):

@@ -14,7 +14,9 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,10 +85,19 @@ def exposure_warning(host: str, share: bool) -> str | None:
     )
 
 
-def create_app(checkpoint: str | os.PathLike, file_lifetime_s: int = FILE_LIFETIME_S):
+def create_app(
+    checkpoint: str | os.PathLike,
+    file_lifetime_s: int = FILE_LIFETIME_S,
+    temp_dir: str | os.PathLike | None = None,
+):
     """Load `checkpoint` and build the explorer's Blocks (queued), without launching it; uploads and
-    returned files older than `file_lifetime_s` are deleted on a schedule once it is launched."""
+    returned files older than `file_lifetime_s` are deleted on a schedule once it is launched.
+
+    They live in `temp_dir`, by default a new private folder: servers sharing Gradio's one
+    /tmp/gradio cache delete each other's files on their schedules and then answer 403 for them.
+    """
     offline()
+    os.environ["GRADIO_TEMP_DIR"] = str(temp_dir or tempfile.mkdtemp(prefix="crossingnets-app-"))
     import torch
 
     from crossingnets.explorer.space import Explorer
@@ -104,7 +115,8 @@ def running_app(
 ) -> Iterator[str]:
     """Serve the explorer in this process (a free port if none is given) for tests and benchmarks;
     yields its URL and closes the server on exit."""
-    demo = create_app(checkpoint)
+    temp_dir = tempfile.mkdtemp(prefix="crossingnets-app-")
+    demo = create_app(checkpoint, temp_dir=temp_dir)
     if port is None:
         with socket.socket() as s:
             s.bind((host, 0))
@@ -114,6 +126,7 @@ def running_app(
         yield f"http://{host}:{port}/"
     finally:
         demo.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,11 +156,17 @@ def main(args: argparse.Namespace) -> int:
         )
     if args.file_lifetime < 1:
         raise SystemExit(f"--file-lifetime must be at least 1 second, got {args.file_lifetime}")
+    own_temp = os.environ.get("GRADIO_TEMP_DIR")  # the user's folder is kept; a private one is not
+    temp_dir = own_temp or tempfile.mkdtemp(prefix="crossingnets-app-")
     try:
-        demo = create_app(args.checkpoint, args.file_lifetime)
-    except ValueError as err:  # a model the explorer cannot show: say why, no traceback
-        raise SystemExit(str(err)) from None
-    if warning := exposure_warning(args.host, args.share):
-        log.warning("%s", warning)
-    demo.launch(**launch_options(args.host, args.port, args.share))
+        try:
+            demo = create_app(args.checkpoint, args.file_lifetime, temp_dir)
+        except ValueError as err:  # a model the explorer cannot show: say why, no traceback
+            raise SystemExit(str(err)) from None
+        if warning := exposure_warning(args.host, args.share):
+            log.warning("%s", warning)
+        demo.launch(**launch_options(args.host, args.port, args.share))
+    finally:
+        if not own_temp:
+            shutil.rmtree(temp_dir, ignore_errors=True)
     return 0

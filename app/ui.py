@@ -43,11 +43,22 @@ from crossingnets.explorer.upload import (
     preview_view,
     upload_view,
 )
-from crossingnets.explorer.walk import WALK_CAMERAS, WALK_MODES, upload_latents, walk_latents, walk_view
+from crossingnets.explorer.walk import (
+    WALK_CAMERAS,
+    WALK_MODES,
+    upload_latents,
+    walk_gif,
+    walk_latents,
+    walk_view,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 PLOTLY_JS_URL = f"gradio_api/file={PLOTLY_JS}"  # relative: the walk's iframe inherits the page's URL
+# Every event that runs the model draws on one pool of this many workers (a per-event limit would
+# let 19 events run 4 each): enough to keep both cores busy with one torch thread per request,
+# few enough that a burst queues rather than thrashes (benchmarks/app.py measures 1-8).
+MODEL_CONCURRENCY = 4
 
 
 def _plot(fig: Figure) -> PlotData:
@@ -68,8 +79,10 @@ def _user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def build_demo(ex: Explorer) -> gr.Blocks:
-    """The explorer's Blocks (upload, latent, walk tabs) around a loaded Explorer."""
+def build_demo(ex: Explorer, concurrency: int = MODEL_CONCURRENCY) -> gr.Blocks:
+    """The explorer's Blocks (upload, latent, walk tabs) around a loaded Explorer; the events that
+    run the model run at most `concurrency` at once, together."""
+    model = {"concurrency_limit": concurrency, "concurrency_id": "model"}
     gr.set_static_paths([PLOTLY_JS])
     files_root = tempfile.TemporaryDirectory(prefix="crossingnets-app-")  # kept by fresh_dir; removed at exit
 
@@ -143,14 +156,24 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     with gr.Column(scale=2):
                         with gr.Row():
                             overlay = gr.Image(
-                                label="Detected crop + estimated skeleton", type="filepath", height=280
-                            )
-                            generated = gr.Image(
-                                label="Generator's depth from the estimated latent",
+                                label="Detected crop + estimated skeleton",
                                 type="filepath",
-                                height=280,
+                                height=300,
+                                scale=2,
                             )
-                        pose_plot = gr.Plot(label="Estimated 3D pose")
+                            pose_plot = gr.Plot(label="Estimated 3D pose", scale=3)
+                        with gr.Row(equal_height=True):  # analysis by synthesis, one colour scale
+                            input_crop = gr.Image(label="Input crop (mm)", type="filepath", height=260)
+                            generated = gr.Image(
+                                label="Generated crop, Gen(z) (mm)",
+                                type="filepath",
+                                height=260,
+                            )
+                            difference = gr.Image(
+                                label="Difference, gen - input (mm)", type="filepath", height=260
+                            )
+                        synthesis_note = gr.Markdown()
+                        error_plot = gr.Plot(label="Error per joint (the frame's labels)", visible=False)
                         with gr.Row():
                             joint_files = gr.File(label="Joints (JSON, CSV)", file_count="multiple")
                             with gr.Column():
@@ -177,10 +200,16 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                         "joints_xyz": view.joints_xyz_mm.tolist(),
                         "handedness": hand,
                     }
+                    synthesis = view.synthesis
+                    errors = view.error_figure
                     return (
                         png(view.overlay),
-                        png(view.generated),
                         _plot(view.figure),
+                        png(synthesis.input_image),
+                        png(synthesis.generated_image),
+                        png(synthesis.difference_image),
+                        view.synthesis_note,
+                        gr.Plot(None if errors is None else _plot(errors), visible=errors is not None),
                         view.summary,
                         [str(f) for f in view.files],
                         state,
@@ -195,7 +224,10 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     try:
                         return estimate_outputs(*args)
                     except ValueError as err:
-                        return None, None, None, f"**No pose:** {err}", None, None, gr.skip()
+                        cleared = [None] * (len(upload_outputs) - 1)  # all but the preview
+                        cleared[upload_outputs.index(summary)] = f"**No pose:** {err}"
+                        cleared[upload_outputs.index(error_plot)] = gr.Plot(None, visible=False)
+                        return *cleared, gr.skip()
 
                 @_user_errors
                 def on_preview(path, cam, fx_, fy_, cx_, cy_, unit, cam_file):
@@ -226,17 +258,30 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     handedness,
                     camera_file,
                 ]
-                upload_outputs = [overlay, generated, pose_plot, summary, joint_files, upload_state, preview]
+                upload_outputs = [
+                    overlay,
+                    pose_plot,
+                    input_crop,
+                    generated,
+                    difference,
+                    synthesis_note,
+                    error_plot,
+                    summary,
+                    joint_files,
+                    upload_state,
+                    preview,
+                ]
                 private = {"api_visibility": "private"}
-                estimate_btn.click(on_estimate, upload_inputs, upload_outputs, api_name="estimate")
+                estimate_btn.click(on_estimate, upload_inputs, upload_outputs, api_name="estimate", **model)
                 depth_file.upload(lambda: (0, 0, 0), None, [cu, cv, cd], **private).then(
                     on_preview,
                     [depth_file, camera, fx, fy, cx, cy, depth_unit, camera_file],
                     [preview, summary],
                     **private,
-                ).then(on_upload_estimate, upload_inputs, upload_outputs, **private)
+                    **model,
+                ).then(on_upload_estimate, upload_inputs, upload_outputs, **private, **model)
                 preview.select(on_click, None, [cu, cv, cd], **private).then(
-                    on_estimate, upload_inputs, upload_outputs, **private
+                    on_estimate, upload_inputs, upload_outputs, **private, **model
                 )
                 camera_file.upload(lambda: CAMERA_FILE, None, camera, **private)
                 gr.Examples(
@@ -255,7 +300,15 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     hand = "right" if state is None else state.get("handedness", "right")
                     return str(mesh_view(ex, joints, fresh_dir(), hand))
 
-                mesh_btn.click(on_mesh, upload_state, mesh_file, api_name="mesh")
+                # its IK fit takes seconds: a lane of its own, so it never holds the model's workers
+                mesh_btn.click(
+                    on_mesh,
+                    upload_state,
+                    mesh_file,
+                    api_name="mesh",
+                    concurrency_limit=1,
+                    concurrency_id="mesh",
+                )
 
             # -- latent ---------------------------------------------------------------------------
             with gr.Tab("Latent", id="latent"):
@@ -379,6 +432,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                         api_name=slider_id(name),
                         trigger_mode="always_last",
                         show_progress="hidden",
+                        **model,
                     )
                 gr.on(
                     [s.input for s in pca_sliders],
@@ -388,6 +442,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     api_name="move_pca",
                     trigger_mode="always_last",
                     show_progress="hidden",
+                    **model,
                 )
                 gr.on(
                     [s.input for s in raw_sliders],
@@ -397,11 +452,18 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     api_name="move_raw",
                     trigger_mode="always_last",
                     show_progress="hidden",
+                    **model,
                 )
                 random_btn.click(
-                    lambda: show(random_latent(ex, None)), None, latent_outputs, api_name="random_latent"
+                    lambda: show(random_latent(ex, None)),
+                    None,
+                    latent_outputs,
+                    api_name="random_latent",
+                    **model,
                 )
-                reset_btn.click(lambda: show(start.latent), None, latent_outputs, api_name="reset_latent")
+                reset_btn.click(
+                    lambda: show(start.latent), None, latent_outputs, api_name="reset_latent", **model
+                )
 
                 @_user_errors
                 def on_from_upload(state):
@@ -412,7 +474,7 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                     return show(state["latent"])
 
                 from_upload_btn.click(
-                    on_from_upload, upload_state, latent_outputs, api_name="latent_from_upload"
+                    on_from_upload, upload_state, latent_outputs, api_name="latent_from_upload", **model
                 )
 
             # -- walk -----------------------------------------------------------------------------
@@ -448,14 +510,19 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                         )
                 walk_btn = gr.Button("Walk", variant="primary")
                 walk_summary = gr.Markdown()
+                walk_state = gr.State(None)  # the last walk (latents, poses, crops), for its GIF
                 with gr.Row():
                     with gr.Column(scale=3):
                         walk_html = gr.HTML(label="Walk: 3D skeleton in its depth points, and the depth map")
                     with gr.Column(scale=2):
                         smo_plot = gr.Plot(label="Smoothness head vs latent distance (L_smo), per step")
                 with gr.Row():
-                    walk_gif = gr.Image(label="Walk (GIF, loops forth and back)", type="filepath", height=300)
-                    gif_file = gr.File(label="Download the GIF")
+                    with gr.Column(scale=1):
+                        gif_btn = gr.Button("Make the walk's GIF")
+                        gif_file = gr.File(label="Download the GIF")
+                    gif_image = gr.Image(
+                        label="Walk (GIF, loops forth and back)", type="filepath", height=300, scale=2
+                    )
                 for upload in (walk_file_a, walk_file_b):
                     upload.upload(lambda: WALK_MODES[2], None, mode, api_visibility="private")
 
@@ -489,14 +556,8 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                         slider=slider,
                         uploads=uploads,
                     )
-                    view = walk_view(ex, latents, fresh_dir(), PLOTLY_JS_URL)
-                    return (
-                        view.summary,
-                        view.animation_html,
-                        _plot(view.smoothness),
-                        str(view.gif),
-                        str(view.gif),
-                    )
+                    view = walk_view(ex, latents, PLOTLY_JS_URL)
+                    return view.summary, view.animation_html, _plot(view.smoothness), view.walk, None, None
 
                 walk_btn.click(
                     on_walk,
@@ -513,7 +574,15 @@ def build_demo(ex: Explorer) -> gr.Blocks:
                         walk_file_b,
                         walk_camera,
                     ],
-                    [walk_summary, walk_html, smo_plot, walk_gif, gif_file],
+                    [walk_summary, walk_html, smo_plot, walk_state, gif_image, gif_file],
                     api_name="walk",
+                    **model,
                 )
+
+                @_user_errors
+                def on_gif(walk):
+                    gif = str(walk_gif(ex, walk, fresh_dir()))
+                    return gif, gif
+
+                gif_btn.click(on_gif, walk_state, [gif_image, gif_file], api_name="walk_gif", **model)
     return demo

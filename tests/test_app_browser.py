@@ -1,7 +1,9 @@
 """The app once in a real browser: Debian's Chromium driven by Playwright, headless.
 
-Uploads an example, checks the 3D plot appears, moves a named slider (the plot changes, the
-attribute's note appears) and plays a walk between two uploaded frames (the animation advances).
+Uploads an example, checks the 3D plot appears, then analysis by synthesis (the input, generated
+and difference crops, and the example's error per joint), moves a named slider (the plot changes,
+the attribute's note appears), plays a walk between two uploaded frames (the animation advances)
+and makes its GIF.
 With CROSSINGNETS_SCREENSHOTS=DIR it also saves one screenshot per tab there (the README's
 `docs/app_*.png` are made so).
 """
@@ -73,6 +75,19 @@ def test_upload_slider_walk(page, tmp_path):
     first = summary.text_content()
     page.get_by_text("synthetic_nyu_1.png").click()
     sync_api.expect(summary).not_to_have_text(first, timeout=TIMEOUT_MS)
+    # analysis by synthesis: input, generated and difference crops, and (an example has labels)
+    # the error of each of its 14 joints
+    for label in ("Input crop (mm)", "Generated crop", "Difference, gen - input (mm)"):
+        page.get_by_text(label).first.wait_for()
+    # the preview, the overlay and the three crops of analysis by synthesis
+    page.wait_for_function("() => document.querySelectorAll(\"img[src*='image.png']\").length >= 5")
+    page.get_by_text("mean joint error").wait_for()
+    bars = (
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(e => e.data[0].type === 'bar').map(e => e.data[0].y.length)"
+    )
+    page.wait_for_function(f"() => ({bars})().length > 0")
+    assert page.evaluate(bars) == [14]
     page.wait_for_timeout(1000)  # let WebGL draw before the screenshot
     screenshot(page, "upload", tmp_path)
 
@@ -89,8 +104,8 @@ def test_upload_slider_walk(page, tmp_path):
         f"before => JSON.stringify(({PLOT_DATA})()) !== JSON.stringify(before)", arg=before
     )
     page.locator("strong", has_text="index curl").wait_for()  # the note: asked, got, the others held
-    scene = "() => document.querySelectorAll('.js-plotly-plot')[1].data.map(t => t.name)"
-    assert page.evaluate(scene)[-1] == "generated depth"  # the hand's points around the skeleton
+    last_traces = "() => [...document.querySelectorAll('.js-plotly-plot')].map(e => e.data.at(-1).name)"
+    assert "generated depth" in page.evaluate(last_traces)  # the hand's points around the skeleton
     page.wait_for_timeout(1500)
     screenshot(page, "latent", tmp_path)
 
@@ -105,6 +120,7 @@ def test_upload_slider_walk(page, tmp_path):
     animation.locator(".updatemenu-button", has_text="Play").click()
     frame = next(f for f in page.frames if f.url == "about:srcdoc")
     frame.wait_for_function("() => document.querySelector('.js-plotly-plot').layout.sliders[0].active > 0")
+    page.get_by_role("button", name="Make the walk's GIF").click()
     page.locator("img[src*='walk.gif']").first.wait_for()
     page.wait_for_timeout(1000)
     screenshot(page, "walk", tmp_path)

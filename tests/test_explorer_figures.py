@@ -85,8 +85,14 @@ def test_walk_figure_frames_buttons_and_slider(rng, with_clouds):
     go.Figure(fig)
     assert len(fig["frames"]) == steps
     assert all(len(f["data"]) == len(FINGERS) + 1 + with_clouds for f in fig["frames"])
-    if with_clouds:  # one colour scale for the whole walk
-        assert {f["data"][len(FINGERS)]["marker"]["cmin"] for f in fig["frames"]} == {-50.0}
+    if with_clouds:  # one colour scale for the whole walk, set once; each step brings its colours
+        assert fig["data"][len(FINGERS)]["marker"]["cmin"] == -50.0
+        assert all(set(f["data"][len(FINGERS)]["marker"]) == {"color"} for f in fig["frames"])
+    # a frame carries what changes (coordinates, colours, image), the styles stay in `data`
+    assert all(
+        set(t) <= {"type", "x", "y", "z", "source", "marker"} for f in fig["frames"] for t in f["data"]
+    )
+    assert fig["frames"][2]["data"][0]["x"] == skeleton_traces(joints[2], convention)[0]["x"]
     assert [f["name"] for f in fig["frames"]] == [
         s["args"][0][0] for s in fig["layout"]["sliders"][0]["steps"]
     ]

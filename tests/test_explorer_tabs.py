@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from PIL import Image
 from crossingnets.camera import CAMERAS, uvd_to_xyz
 from crossingnets.checkpoint import LatentStats
 from crossingnets.data.preprocess import CropConfig, NoHandError, detect_center
-from crossingnets.explorer.figures import centered_to_crop_uv, generated_to_crop
+from crossingnets.explorer.figures import DEPTH_COLOURS, centered_to_crop_uv, generated_to_crop
 from crossingnets.explorer.latent import latent_from_named, latent_from_sliders, latent_view, random_latent
 from crossingnets.explorer.space import Explorer, LatentAxes
 from crossingnets.explorer.upload import (
@@ -37,12 +39,15 @@ from crossingnets.explorer.walk import (
     interpolate,
     loop_frames,
     random_walk,
+    run_walk,
     upload_latents,
+    walk_figures,
+    walk_gif,
     walk_latents,
     walk_view,
     write_gif,
 )
-from crossingnets.hand.conventions import get_convention
+from crossingnets.hand.conventions import FINGERS, get_convention
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.models import PRESETS, CrossingNet, ScratchRegressor
 
@@ -91,7 +96,12 @@ def test_samples_follow_training_spread(axes):
 
 
 def test_explorer_load(explorer):
-    assert set(explorer.examples) == {p.name for p in EXAMPLES.iterdir()}
+    frames = {p.name for p in EXAMPLES.iterdir() if p.suffix in (".png", ".bin")}
+    assert len(frames) == 5 and set(explorer.examples) == frames  # the labels beside them are skipped
+    assert (
+        len(explorer.example_labels) == 5
+        and explorer.labels_of(EXAMPLES / "synthetic_nyu_2.png").camera == "nyu"
+    )
     assert len(explorer.labels) == 8 and explorer.labels[0].startswith("PC1 (")
     assert all("mm" in label for label in explorer.labels)
     sliders = explorer.sliders
@@ -163,7 +173,18 @@ def test_posed_mesh_glb(tmp_path, rng):
 
 def test_upload_view(explorer, tmp_path):
     view = upload_view(explorer, EXAMPLES / "synthetic_msra.bin", "msra", None, None, tmp_path)
-    assert view.overlay.size == view.generated.size == (256, 256)
+    assert view.overlay.size == (256, 256)
+    synthesis = view.synthesis  # input | generated | difference, each with its colour bar
+    assert synthesis.input_image.size == synthesis.generated_image.size  # one colour bar, one size
+    assert synthesis.input_image.size[1] == synthesis.difference_image.size[1] == 256
+    assert "IoU" in view.synthesis_note
+    # an example: its labels give the error of each joint, in the model's (NYU) joints
+    truth = explorer.labels_of(EXAMPLES / "synthetic_msra.bin").joints_xyz_mm["nyu"]
+    np.testing.assert_allclose(
+        view.joint_errors_mm, np.linalg.norm(view.joints_xyz_mm - truth, axis=1), atol=1e-3
+    )
+    go.Figure(view.error_figure)
+    assert f"mean joint error **{view.joint_errors_mm.mean():.1f} mm**" in view.synthesis_note
     go.Figure(view.figure)
     assert " ms** server side" in view.summary
     assert [f.name for f in view.files] == ["joints.json", "joints.csv"] and all(
@@ -171,6 +192,46 @@ def test_upload_view(explorer, tmp_path):
     )
     assert view.latent.shape == (LATENT_DIMS,) and view.joints_xyz_mm.shape == (14, 3)
     assert view.preview.size == (320, 240) and "detector: u=" in view.summary and "right hand" in view.summary
+
+
+def test_joint_errors_only_with_labels_in_their_camera(explorer, tmp_path):
+    renamed = tmp_path / "my_frame.png"  # an example under any name is recognised by its bytes
+    renamed.write_bytes((EXAMPLES / "synthetic_nyu_1.png").read_bytes())
+    view = upload_view(explorer, renamed, "nyu", None, None, tmp_path)
+    assert view.joint_errors_mm.shape == (14,) and view.error_figure is not None
+    nyu = CAMERAS["nyu"]  # the same frame through another camera: the labels are in NYU's frame
+    other = upload_view(
+        explorer, renamed, "custom", (nyu.fx * 1.1, nyu.fy * 1.1, nyu.cx, nyu.cy), None, tmp_path
+    )
+    assert other.joint_errors_mm is None and other.error_figure is None
+    assert "choose that camera" in other.synthesis_note
+    frame = np.asarray(Image.open(renamed)).copy()
+    v, u = np.argwhere(frame > 0)[0]
+    frame[v, u] += 1  # one pixel 1 mm farther: not the example any more
+    Image.fromarray(frame).save(tmp_path / "edited.png")
+    edited = upload_view(explorer, tmp_path / "edited.png", "nyu", None, None, tmp_path)
+    assert edited.joint_errors_mm is None and "no labels for this frame" in edited.synthesis_note
+    assert explorer.labels_of(tmp_path / "gone.png") is None  # a file Gradio's cache already removed
+
+
+def test_left_hand_generated_crop_is_mirrored_like_its_input(explorer, tmp_path):
+    """A left hand goes through the network mirrored; its input crop comes back mirrored, and so
+    must the generated crop, or analysis by synthesis would compare a hand with its mirror image."""
+    frame = np.asarray(Image.open(EXAMPLES / "synthetic_nyu_0.png"))
+    Image.fromarray(np.ascontiguousarray(frame[:, ::-1])).save(tmp_path / "left.png")
+    nyu = CAMERAS["nyu"]
+    right = estimate_pose(explorer.estimator, EXAMPLES / "synthetic_nyu_0.png", "nyu")
+    left = estimate_pose(
+        explorer.estimator,
+        tmp_path / "left.png",
+        "custom",
+        (nyu.fx, nyu.fy, 639 - nyu.cx, nyu.cy),
+        handedness="left",
+    )
+    np.testing.assert_allclose(left.prediction.latent, right.prediction.latent, atol=1e-5)
+    np.testing.assert_array_equal(left.prediction.crop, right.prediction.crop[:, ::-1])
+    np.testing.assert_allclose(left.generated, right.generated[:, ::-1], atol=1e-5)
+    assert not np.allclose(left.generated, right.generated, atol=1e-3)  # the mirror matters here
 
 
 def test_camera_choices():
@@ -285,6 +346,17 @@ def test_write_gif(tmp_path):
     with Image.open(path) as gif:
         assert gif.n_frames == 4 and gif.info["duration"] == 50 and gif.info["loop"] == 0
     assert [p.name for p in tmp_path.iterdir()] == ["w.gif"]  # no temporary left
+    # the fixed palette keeps the depth colours, the fingers' and the greys
+    colours = np.concatenate(
+        [
+            DEPTH_COLOURS.rgb(np.linspace(0, 1, 50), 0, 1),
+            [[0x3C, 0xB4, 0x4B], [0, 0, 0], [255, 255, 255], [128, 128, 128]],
+        ]
+    ).astype(np.uint8)
+    write_gif([Image.fromarray(colours[None])], tmp_path / "c.gif", 50)
+    with Image.open(tmp_path / "c.gif") as gif:
+        back = np.asarray(gif.convert("RGB"))[0].astype(int)
+    assert np.abs(back - colours).max() <= 6
 
 
 @pytest.mark.parametrize("mode", WALK_MODES)
@@ -326,11 +398,35 @@ def test_walk_latents_errors(explorer):
 
 def test_walk_view(explorer, tmp_path):
     latents = walk_latents(explorer, "two random samples", 5, 1, None, None, None)
-    view = walk_view(explorer, latents, tmp_path, "gradio_api/file=/p/plotly.min.js")
+    view = walk_view(explorer, latents, "gradio_api/file=/p/plotly.min.js")
     assert view.animation_html.startswith("<iframe") and "plotly.min.js" in view.animation_html
     go.Figure(view.smoothness)
     assert len(view.smoothness["data"][0]["x"]) == 4 and min(view.smoothness["data"][0]["y"]) >= 0
-    with Image.open(view.gif) as gif:
-        assert gif.n_frames == 8  # 5 steps forth, 3 back
     assert "5 steps" in view.summary
-    assert view.animation_html.count("generated depth") >= 5  # a point cloud per step
+    assert "generated depth" in view.animation_html  # the point cloud, updated by each of the 5 frames:
+    assert view.animation_html.count("&quot;traces&quot;") == 5
+    # the smoothness head's distances from one batch are those of each pair of consecutive crops
+    g = view.walk.generated
+    pairs = np.linalg.norm(explorer.estimator.smoothness_distance(g[:-1], g[1:]), axis=1)
+    np.testing.assert_allclose(view.walk.smoothness_distance, pairs, rtol=1e-4, atol=1e-5)
+    with Image.open(walk_gif(explorer, view.walk, tmp_path)) as gif:
+        assert gif.n_frames == 8 and gif.size[1] == 256  # 5 steps forth, 3 back
+    with pytest.raises(ValueError, match="make a walk first"):
+        walk_gif(explorer, None, tmp_path)
+
+
+def test_walk_figure_shows_the_crops_at_their_size_with_the_2d_skeleton(explorer):
+    walk = run_walk(explorer.estimator, walk_latents(explorer, "random walk", 3, 0, None, None, None))
+    animation, _ = walk_figures(walk, explorer.convention, explorer.crop, 100)
+    go.Figure(animation)
+    kinds = [t["type"] for t in animation["data"]]  # a frame's traces update these, in this order
+    frame = animation["frames"][1]["data"]
+    png = base64.b64decode(frame[kinds.index("image")]["source"].split(",", 1)[1])
+    assert Image.open(io.BytesIO(png)).size == (32, 32)  # the crop's own pixels, enlarged by the browser
+    bones = [k for k, kind in enumerate(kinds) if kind == "scatter"]
+    assert [animation["data"][k]["name"] for k in bones] == list(FINGERS)
+    uv = centered_to_crop_uv(walk.joints_mm[1], explorer.crop)
+    assert frame[bones[0]]["x"][0] in np.round(uv[:, 0], 1) and animation["layout"]["yaxis"]["range"] == [
+        31.5,
+        -0.5,
+    ]

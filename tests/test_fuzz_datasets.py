@@ -249,7 +249,7 @@ def test_store_mutated_reads_back_exactly_or_not_at_all(folder, store_contents, 
 def test_convert_skips_bad_frames_whatever_their_labels(folder, nyu_root, labels, center):
     """`--skip-bad` leaves out what is bad: a store of the good frames, or an error if none is."""
     split = nyu_root / "test"
-    write_joint_data(split / "joint_data.mat", JOINT_UVD[:1] if not labels.size else labels, "v5")
+    write_joint_data(split / "joint_data.mat", labels, "v5")
     for i in range(2):
         (split / f"depth_1_{i + 1:07d}.png").write_bytes(NYU_PNG)
     out = folder / "converted.h5"

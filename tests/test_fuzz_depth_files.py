@@ -189,7 +189,7 @@ def test_hand_centres_inside_and_outside_the_frame(center, shape):
         assert 0 <= u < shape[1] and 0 <= v < shape[0]
 
 
-def test_the_cameras_of_the_examples_still_load():
+def test_the_examples_still_load_with_their_cameras():
     """The fuzzed readers still read what they are for (a fuzz fix must not refuse good files)."""
     for path in sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".png", ".bin")):
         depth = load_depth(path)

@@ -30,6 +30,9 @@ def test_batches_keep_their_shape():
     xyz = uvd_to_xyz(uvd, CAM)
     assert xyz.shape == (2, 3, 3) and xyz.dtype == np.float64
     np.testing.assert_allclose(xyz[1, 0], PAIRS[0][1], atol=1e-9)
+    back = xyz_to_uvd(np.array([p[1] for p in PAIRS] * 2).reshape(2, 3, 3), CAM)
+    assert back.shape == (2, 3, 3)
+    np.testing.assert_allclose(back, uvd, atol=1e-9)
 
 
 @pytest.mark.parametrize(

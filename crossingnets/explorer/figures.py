@@ -16,7 +16,7 @@ Depth: a crop in [-1, 1] is depth about the crop centre in units of half the cub
 to points (`crop_points_mm`: the crop's orthographic inverse, the one `walk.centered_to_crop_uv`
 uses, exact at the centre's depth and within a few percent over a hand), in the skeleton's scene,
 and in 2D with a perceptual colour map (Viridis, near bright) and a colour bar in mm, the same
-colours in both. Greyscale crop images (`crop_image`) stay for the upload tab.
+colours in both.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from crossingnets.data.preprocess import BACKGROUND, CropConfig
-from crossingnets.draw import depth_to_gray, draw_skeleton, font
+from crossingnets.draw import draw_skeleton, font
 from crossingnets.hand.conventions import FINGER_COLORS, FINGERS, Convention
 
 Figure = dict[str, Any]  # a Plotly figure as JSON: {"data": [...], "layout": {...}, "frames": [...]}
@@ -151,7 +151,7 @@ def cloud_trace(
 ) -> dict:
     """(P, 3) points (camera axes, mm) -> a Scatter3d of small markers coloured by their depth z
     on the 2D images' colour scale (near bright), with its colour bar in mm at `bar_x` (paper)."""
-    p = _display_xyz(points_xyz)
+    p = np.round(_display_xyz(points_xyz)).astype(np.int64)  # whole mm: points ~5 mm apart, half the JSON
     return {
         "type": "scatter3d",
         "mode": "markers",
@@ -192,6 +192,42 @@ def _image_trace(png_data_uri: str) -> dict[str, Any]:
     return {"type": "image", "source": png_data_uri, "xaxis": "x", "yaxis": "y", "hoverinfo": "skip"}
 
 
+def skeleton_2d_traces(joints_uv: np.ndarray, convention: Convention) -> list[dict[str, Any]]:
+    """(J, 2) joints in an image's pixels (pixel centres at integers) -> one Scatter trace per
+    finger, in `FINGERS` order, drawn over the image on the 2D axes (x, y)."""
+    uv = np.asarray(joints_uv, np.float64)[:, :2]
+    segments = _finger_segments(np.round(np.column_stack([uv, np.zeros(len(uv))]), 1), convention)
+    traces = []
+    for finger in FINGERS:
+        x, y, _ = segments.get(finger, [[], [], []])
+        color = FINGER_COLORS[finger]
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": finger,
+                "x": x,
+                "y": y,
+                "xaxis": "x",
+                "yaxis": "y",
+                "line": {"color": color, "width": 3},
+                "marker": {"color": color, "size": 5},
+                "showlegend": False,
+                "hoverinfo": "skip",
+            }
+        )
+    return traces
+
+
+def _changing(trace: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a walk's trace that change from step to step: its points, their colours, its
+    image (and its type, which plotly.py needs to read the frame)."""
+    out = {k: trace[k] for k in ("type", "x", "y", "z", "source") if k in trace}
+    if "color" in trace.get("marker", {}) and isinstance(trace["marker"]["color"], list):
+        out["marker"] = {"color": trace["marker"]["color"]}
+    return out
+
+
 def walk_figure(
     joints_xyz: np.ndarray,
     depth_png_uris: list[str],
@@ -199,14 +235,18 @@ def walk_figure(
     frame_ms: int = 150,
     clouds_xyz: list[np.ndarray] | None = None,
     depth_range_mm: tuple[float, float] = (-100.0, 100.0),
+    joints_uv: np.ndarray | None = None,
+    image_px: int | None = None,
 ) -> Figure:
     """An animated walk: the 3D skeleton inside its depth points (left) and the generated depth map
     (right) of each step.
 
     joints_xyz: (T, J, 3) mm relative to the crop centre; depth_png_uris: T PNG data URIs;
-    clouds_xyz: T (P, 3) lifted depth maps (optional), coloured over `depth_range_mm`. Plotly
-    frames, a play/pause menu and a step slider; one set of axes fitted to the whole walk and a
-    fixed camera, so nothing jumps.
+    clouds_xyz: T (P, 3) lifted depth maps (optional), coloured over `depth_range_mm`; joints_uv:
+    (T, J, 2) the joints in the depth images' pixels (optional), drawn over them as 2D bones;
+    image_px: the images' side, which fixes the 2D axes (the browser enlarges a small image with
+    sharp pixels). Plotly frames, a play/pause menu and a step slider; one set of axes fitted to
+    the whole walk and a fixed camera, so nothing jumps.
     """
     joints_xyz = np.asarray(joints_xyz)
     steps = len(joints_xyz)
@@ -216,6 +256,8 @@ def walk_figure(
         )
     if clouds_xyz is not None and len(clouds_xyz) != steps:
         raise ValueError(f"a walk needs one point cloud per step or none, got {len(clouds_xyz)} for {steps}")
+    if joints_uv is not None and len(joints_uv) != steps:
+        raise ValueError(f"a walk needs 2D joints for every step or none, got {len(joints_uv)} for {steps}")
     center, half_range_mm = fitted_scene(joints_xyz)
     clouds = [
         []
@@ -223,19 +265,31 @@ def walk_figure(
         else [cloud_trace(in_scene(clouds_xyz[t], center, half_range_mm), *depth_range_mm, bar_x=0.55)]
         for t in range(steps)
     ]
-    frames = [
-        {
-            "name": str(t),
-            "data": [
-                *skeleton_traces(joints_xyz[t], convention),
-                *clouds[t],
-                _image_trace(depth_png_uris[t]),
-            ],
-        }
+    steps_data = [
+        [
+            *skeleton_traces(joints_xyz[t], convention),
+            *clouds[t],
+            _image_trace(depth_png_uris[t]),
+            *([] if joints_uv is None else skeleton_2d_traces(joints_uv[t], convention)),
+        ]
         for t in range(steps)
+    ]
+    # A frame carries only what changes (coordinates, colours, the image), merged into the traces
+    # of `data` by Plotly: a third of the bytes of full traces.
+    frames = [
+        {"name": str(t), "data": [_changing(trace) for trace in data], "traces": list(range(len(data)))}
+        for t, data in enumerate(steps_data)
     ]
     scene = scene_layout(center, half_range_mm)
     scene["domain"] = {"x": [0.0, 0.55], "y": [0.12, 1.0]}
+
+    def image_range(down: bool) -> dict[str, Any]:
+        """Fixed 2D axes over the whole image (v down), where its side is known."""
+        if image_px is None:
+            return {}
+        edges = [-0.5, image_px - 0.5]
+        return {"range": edges[::-1] if down else edges, "autorange": False}
+
     play = {
         "frame": {"duration": frame_ms, "redraw": True},
         "fromcurrent": True,
@@ -244,8 +298,8 @@ def walk_figure(
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
     layout = {
         "scene": scene,
-        "xaxis": {"domain": [0.6, 1.0], "visible": False},
-        "yaxis": {"domain": [0.12, 1.0], "visible": False, "scaleanchor": "x"},
+        "xaxis": {"domain": [0.6, 1.0], "visible": False, **image_range(False)},
+        "yaxis": {"domain": [0.12, 1.0], "visible": False, "scaleanchor": "x", **image_range(True)},
         "uirevision": "walk",
         "margin": {"l": 0, "r": 0, "t": 10, "b": 0},
         "legend": {"orientation": "h", "y": 1.08},
@@ -283,7 +337,7 @@ def walk_figure(
             }
         ],
     }
-    return {"data": frames[0]["data"], "layout": layout, "frames": frames}
+    return {"data": steps_data[0], "layout": layout, "frames": frames}
 
 
 def smoothness_figure(latent_distance: np.ndarray, smoothness_distance: np.ndarray) -> Figure:
@@ -378,13 +432,6 @@ def generated_to_crop(generated: np.ndarray) -> np.ndarray:
     out = np.array(generated, dtype=np.float32)
     out[out > GENERATED_BACKGROUND] = BACKGROUND
     return out
-
-
-def crop_image(crop: np.ndarray) -> Image.Image:
-    """(S, S) normalised crop -> enlarged greyscale RGB image, near bright, background black."""
-    gray = depth_to_gray(crop)
-    side = gray.shape[0] * crop_scale(gray.shape[0])
-    return Image.fromarray(gray).convert("RGB").resize((side, side), Image.NEAREST)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,13 +541,17 @@ def colour_bar(
 def _colour_bar(
     height_px: int, lo_mm: float, hi_mm: float, scale: ColourScale, width_px: int = 70
 ) -> Image.Image:
-    """The bar alone (drawn once per size and range: text drawing costs milliseconds)."""
+    """The bar alone (drawn once per size and range: text drawing costs milliseconds), at least
+    `width_px` wide and as wide as its title."""
+    small = text_font(11)
+    width_px = max(
+        width_px, int(np.ceil(ImageDraw.Draw(Image.new("1", (1, 1))).textlength(scale.title, small))) + 8
+    )
     bar = Image.new("RGB", (width_px, height_px), "white")
     top, bottom = 18, max(height_px - 8, 19)  # a bar of at least one row
     ramp = np.linspace(hi_mm, lo_mm, bottom - top)[:, None].repeat(12, axis=1)
     bar.paste(Image.fromarray(scale.rgb(ramp, lo_mm, hi_mm)), (6, top))
     draw = ImageDraw.Draw(bar)
-    small = text_font(11)
     draw.text((4, 2), scale.title, fill="black", font=small)
     for value in bar_ticks(lo_mm, hi_mm):
         y = bottom - (value - lo_mm) / max(hi_mm - lo_mm, 1e-9) * (bottom - top - 1) - 1

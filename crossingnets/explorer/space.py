@@ -5,15 +5,15 @@ paper) is moved along the principal directions of the training latents, stored w
 checkpoint (`crossingnets.checkpoint.LatentStats`, as `axes.LatentAxes`), and by the named sliders
 (`directions.py`: one pose attribute at a time). `Explorer` bundles the model with those axes,
 their labels, the named sliders' ranges, the explorer index (training frames and their latents,
-`index.py`, when one was written for these weights) and the example frames' latents, so each tab
-module (upload, latent, walk) takes one argument for them.
+`index.py`, when one was written for these weights) and the example frames' latents and true
+joints, so each tab module (upload, latent, walk) takes one argument for them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,13 @@ from crossingnets.data.depth_file import DEFAULT_LIMITS, UploadLimits
 from crossingnets.data.preprocess import CropConfig
 from crossingnets.explorer.axes import LatentAxes
 from crossingnets.explorer.directions import NamedSliders, named_sliders
-from crossingnets.explorer.examples import example_camera
+from crossingnets.explorer.examples import (
+    FrameLabels,
+    example_camera,
+    example_frames,
+    file_digest,
+    read_labels,
+)
 from crossingnets.explorer.index import ExplorerIndex, load_index
 from crossingnets.hand.conventions import FINGERS, Convention
 
@@ -83,6 +89,16 @@ class Explorer:
     sliders: NamedSliders | None = None  # None: the model's joints have no named attributes
     index: ExplorerIndex | None = None  # training frames and their latents (nearest frames)
     index_note: str = ""  # why there is no index, with the command that writes one
+    # SHA-256 of an example frame's bytes -> its true joints, so an upload of it (any name) is scored
+    example_labels: dict[str, FrameLabels] = field(default_factory=dict)
+
+    def labels_of(self, path: str | os.PathLike) -> FrameLabels | None:
+        """The true joints of an uploaded frame when it is one of the examples, else None (also
+        when the file went away since it was read: its labels are an extra, not the estimate)."""
+        try:
+            return self.example_labels.get(file_digest(path)) if self.example_labels else None
+        except OSError:
+            return None
 
     @classmethod
     def load(
@@ -114,7 +130,7 @@ class Explorer:
         convention, crop = estimator.convention, estimator.crop
         axes = LatentAxes.from_stats(stats)
         count = min(config.pca_sliders, len(axes.sigma))
-        paths = sorted(Path(examples_dir).iterdir()) if examples_dir is not None else []
+        paths = example_frames(examples_dir) if examples_dir is not None else []
         latents = {
             p.name: estimator.predict_file(p, example_camera(p), limits=config.limits).latent for p in paths
         }
@@ -146,4 +162,5 @@ class Explorer:
             sliders=sliders,
             index=frames,
             index_note=note,
+            example_labels={file_digest(p): labels for p in paths if (labels := read_labels(p)) is not None},
         )

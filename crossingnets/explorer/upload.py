@@ -1,10 +1,11 @@
 """The upload tab: a depth file from any camera -> its pose, the generator's view of it, the downloads.
 
 Pure functions first (file -> `PoseResult` -> images, 3D figure, JSON/CSV, GLB mesh; the frame's
-preview with the detector's choice, where a click sets the hand centre), then the tab's views,
-which `app/ui.py` wires to its components. The frame goes through the one inference path
-(`HandPoseEstimator.predict_file`: depth unit, camera preset or file, handedness), so the app
-shows what `crossingnets predict` prints.
+preview with the detector's choice, where a click sets the hand centre; analysis by synthesis,
+`synthesis.py`: the crop beside the generator's crop of its latent, and the error of each joint
+where the frame has labels), then the tab's views, which `app/ui.py` wires to its components.
+The frame goes through the one inference path (`HandPoseEstimator.predict_file`: depth unit,
+camera preset or file, handedness), so the app shows what `crossingnets predict` prints.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
-from crossingnets.camera import CUSTOM, PRESETS, Handedness, Intrinsics
+from crossingnets.camera import CAMERAS, CUSTOM, PRESETS, Handedness, Intrinsics
 from crossingnets.data.depth_file import DEFAULT_LIMITS, UploadLimits, load_depth, parse_center
 from crossingnets.data.depth_units import sensor_frame_to_mm
 from crossingnets.data.preprocess import CropConfig, detect_center, half_size_px, uvd_to_crop
 from crossingnets.draw import draw_skeleton
-from crossingnets.explorer.figures import Figure, crop_image, crop_scale, generated_to_crop, skeleton_figure
+from crossingnets.explorer.figures import Figure, crop_scale, generated_to_crop, skeleton_figure
 from crossingnets.explorer.space import Explorer
+from crossingnets.explorer.synthesis import SynthesisView, joint_error_figure, joint_errors_mm, synthesis_view
 from crossingnets.files import atomic_output
 from crossingnets.hand.conventions import Convention
 from crossingnets.records import JOINT_COLUMNS, joint_rows
@@ -60,7 +62,9 @@ class PoseResult:
     """The estimate for one uploaded frame, with the generator's view of it."""
 
     prediction: Prediction  # joints, crop, centre, latent and camera of the frame
-    generated: np.ndarray  # (S, S) Gen(Ali(z)) crop of the estimated latent, background at +1
+    # (S, S) Gen(Ali(z)) crop of the estimated latent, background at +1, seen as the frame shows
+    # the hand: mirrored for a left hand, like `prediction.crop` (the latent is the right hand's)
+    generated: np.ndarray
     seconds: float  # image file -> pose and generated crop, server side
 
 
@@ -85,17 +89,50 @@ def estimate_pose(
         path, camera, custom, center, limits, depth_unit=depth_unit, handedness=handedness
     )
     generated = generated_to_crop(estimator.generate_depth(prediction.latent[None])[0])
+    if handedness == "left":
+        generated = np.ascontiguousarray(generated[..., ::-1])
     return PoseResult(prediction, generated, time.perf_counter() - start)
 
 
-def pose_images(
-    result: PoseResult, convention: Convention, crop: CropConfig
-) -> tuple[Image.Image, Image.Image]:
-    """(input crop with the estimated 2D skeleton, generated crop from the estimated latent)."""
-    p = result.prediction
-    joints_crop = uvd_to_crop(p.joints_uvd, p.center_uvd, p.camera, crop)
-    scale = crop_scale(crop.crop_px)
-    return draw_skeleton(p.crop, joints_crop, convention, scale), crop_image(result.generated)
+def pose_overlay(prediction: Prediction, convention: Convention, crop: CropConfig) -> Image.Image:
+    """The input crop with the estimated 2D skeleton."""
+    joints_crop = uvd_to_crop(prediction.joints_uvd, prediction.center_uvd, prediction.camera, crop)
+    return draw_skeleton(prediction.crop, joints_crop, convention, crop_scale(crop.crop_px))
+
+
+def same_camera(a: Intrinsics, b: Intrinsics) -> bool:
+    """Whether two cameras project alike (size and intrinsics; a custom camera typed as a preset is it)."""
+    return (a.width_px, a.height_px) == (b.width_px, b.height_px) and bool(
+        np.allclose([a.fx, a.fy, a.cx, a.cy], [b.fx, b.fy, b.cx, b.cy], rtol=0, atol=1e-6)
+    )
+
+
+def labelled_errors(
+    ex: Explorer, path: str | os.PathLike, prediction: Prediction
+) -> tuple[np.ndarray | None, str]:
+    """((J,) 3D error of each estimated joint in mm, or None, a Markdown line): the error against
+    the frame's labels when it is an example (`Explorer.labels_of`, by content), compared in the
+    camera frame the labels are in; else None and why there is no error."""
+    labels = ex.labels_of(path)
+    if labels is None:
+        return None, "no labels for this frame (the examples have theirs): no error per joint"
+    truth = labels.joints_xyz_mm.get(ex.convention.name)
+    if truth is None:
+        return (
+            None,
+            f"the labels of this frame have no {ex.convention.name.upper()} joints: no error per joint",
+        )
+    if not same_camera(prediction.camera, CAMERAS[labels.camera]):
+        return None, (
+            f"this frame's labels are in the {labels.camera.upper()} camera's frame; choose that camera "
+            "to see the error of each joint"
+        )
+    errors = joint_errors_mm(prediction.joints_xyz_mm, truth)
+    worst = int(np.argmax(errors))
+    return errors, (
+        f"against the frame's labels: mean joint error **{errors.mean():.1f} mm**, largest "
+        f"{errors[worst]:.1f} mm ({ex.convention.joint_names[worst]})"
+    )
 
 
 def pose_figure(prediction: Prediction, convention: Convention, crop: CropConfig) -> Figure:
@@ -262,8 +299,11 @@ def preview_view(
 @dataclass(frozen=True)
 class UploadView:
     overlay: Image.Image  # the detected crop with the estimated 2D skeleton
-    generated: Image.Image  # Gen(Ali(z)) from the estimated latent
     figure: Figure  # the 3D skeleton, camera frame mm
+    synthesis: SynthesisView  # input crop | Gen(Ali(z)) of the estimated latent | difference (mm)
+    joint_errors_mm: np.ndarray | None  # (J,) against the frame's labels, where it has them
+    error_figure: Figure | None  # a bar per joint of `joint_errors_mm`
+    synthesis_note: str  # what the crops and the errors add up to, Markdown
     summary: str  # latency and centre, Markdown
     files: list[Path]  # joints.json, joints.csv
     latent: np.ndarray  # (L,)
@@ -293,8 +333,10 @@ def upload_view(
         depth_unit=depth_unit,
         handedness=handedness,
     )
-    overlay, generated = pose_images(result, ex.convention, ex.crop)
-    u, v, d = result.prediction.center_uvd
+    p = result.prediction
+    errors, errors_note = labelled_errors(ex, path, p)
+    synthesis = synthesis_view(p.crop, result.generated, ex.crop.cube_mm)
+    u, v, d = p.center_uvd
     preview = preview_view(ex, path, camera, custom, center, depth_unit, result.prediction.center_uvd)
     summary = (
         f"**{1000 * result.seconds:.1f} ms** server side (file -> pose and generated depth) · "
@@ -302,9 +344,12 @@ def upload_view(
         f"{ex.convention.name.upper()} joints\n\n{preview.caption}\n\n{PREVIEW_LEGEND}"
     )
     return UploadView(
-        overlay=overlay,
-        generated=generated,
-        figure=pose_figure(result.prediction, ex.convention, ex.crop),
+        overlay=pose_overlay(p, ex.convention, ex.crop),
+        figure=pose_figure(p, ex.convention, ex.crop),
+        synthesis=synthesis,
+        joint_errors_mm=errors,
+        error_figure=None if errors is None else joint_error_figure(errors, ex.convention),
+        synthesis_note=f"{synthesis.summary}\n\n{errors_note}",
         summary=summary,
         files=write_pose_files(result, ex.convention, out_dir),
         latent=result.prediction.latent,

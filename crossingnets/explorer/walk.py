@@ -6,11 +6,17 @@ posterior by the upload tab's `estimate_pose`), from an upload to a sample, a ra
 along a named slider (one attribute across its range, the others held: `directions.py`). Pure
 functions first (latent paths, decoding and rendering a walk, its figures and GIF), then the tab's
 view, which `app/ui.py` wires.
+
+Speed: a walk is one batch through the generator, the decoder and the smoothness head, and one
+figure whose frames carry each step's depth at the crop's own size (about a kilobyte of PNG; the
+browser enlarges it) with the 2D skeleton as vector traces over it. The GIF is made on
+request from the walk (`walk_gif`): quantising and encoding its frames costs more than the walk.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 from dataclasses import dataclass
@@ -18,13 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageColor, ImageDraw
 
 from crossingnets.camera import PRESETS
 from crossingnets.data.preprocess import CropConfig
 from crossingnets.explorer.directions import attribute_path
 from crossingnets.explorer.figures import (
+    DEPTH_COLOURS,
     Figure,
+    centered_to_crop_uv,
     crop_points_mm,
     crop_to_mm,
     depth_range_mm,
@@ -39,7 +47,7 @@ from crossingnets.explorer.figures import (
 from crossingnets.explorer.space import Explorer, LatentAxes
 from crossingnets.explorer.upload import estimate_pose
 from crossingnets.files import atomic_output
-from crossingnets.hand.conventions import Convention
+from crossingnets.hand.conventions import FINGER_COLORS, Convention
 
 if TYPE_CHECKING:  # the model is passed in; importing this module loads no torch model code
     from crossingnets.inference import HandPoseEstimator
@@ -90,10 +98,13 @@ class Walk:
 
 
 def run_walk(estimator: HandPoseEstimator, latents: np.ndarray) -> Walk:
-    """Decode and render every point of a walk (T, L) and measure consecutive distances."""
+    """Decode and render every point of a walk (T, L), one batch each, and measure consecutive
+    distances. smo(a, b) = f(a) - f(b), so smo(x_t, x_0) for every step (f of T + 1 crops, the
+    reference broadcast) gives each smo(x_t, x_t+1) as a difference, where the pairs would take 2T - 2."""
     latents = np.asarray(latents, np.float64)
     raw = np.asarray(estimator.generate_depth(latents))
-    smo = np.linalg.norm(estimator.smoothness_distance(raw[:-1], raw[1:]), axis=1)  # smo(a, b): (T-1, L)
+    to_first = estimator.smoothness_distance(raw, raw[:1])  # (T, L): f(x_t) - f(x_0)
+    smo = np.linalg.norm(np.diff(to_first, axis=0), axis=1)
     return Walk(
         latents=latents,
         joints_mm=np.asarray(estimator.decode_latent(latents), np.float64),
@@ -132,14 +143,16 @@ def walk_frames(walk: Walk, convention: Convention, crop: CropConfig) -> list[Im
 def walk_figures(
     walk: Walk, convention: Convention, crop: CropConfig, frame_ms: int
 ) -> tuple[Figure, Figure]:
-    """(animated skeleton in its depth points + depth maps, smoothness-vs-latent-distance plot)."""
+    """(animated skeleton in its depth points + depth maps, smoothness-vs-latent-distance plot).
+    The depth maps stay at the crop's size; the skeleton is drawn over them as vector traces."""
     depth_range = walk_depth_range(walk, crop)
-    uris = [
-        png_data_uri(skeleton_over_depth(g, j, convention, crop, depth_range, bar=False))
-        for g, j in zip(walk.generated, walk.joints_mm, strict=True)
-    ]
+    colours = DEPTH_COLOURS.rgb(crop_to_mm(walk.generated, crop.cube_mm), *depth_range)  # (T, S, S, 3)
+    uris = [png_data_uri(Image.fromarray(rgb)) for rgb in colours]
     clouds = [crop_points_mm(g, crop.cube_mm, CLOUD_STRIDE) for g in walk.generated]
-    animation = walk_figure(walk.joints_mm, uris, convention, frame_ms, clouds, depth_range)
+    uv = centered_to_crop_uv(walk.joints_mm, crop)
+    animation = walk_figure(
+        walk.joints_mm, uris, convention, frame_ms, clouds, depth_range, joints_uv=uv, image_px=crop.crop_px
+    )
     return animation, smoothness_figure(walk.latent_distance, walk.smoothness_distance)
 
 
@@ -148,10 +161,33 @@ def loop_frames(frames: list[Image.Image]) -> list[Image.Image]:
     return frames + frames[-2:0:-1]
 
 
+@functools.cache
+def gif_palette() -> Image.Image:
+    """One palette for every frame of a walk's GIF: the depth colours (128 levels), the fingers',
+    and black to white (text, colour bar). A frame mapped onto it needs no palette of its own, whose
+    computation (median cut, per frame) took most of the 4 s a 32-step walk's GIF used to cost."""
+    depth = DEPTH_COLOURS.rgb(np.linspace(0.0, 1.0, 128), 0.0, 1.0)
+    fingers = np.array([ImageColor.getrgb(c) for c in FINGER_COLORS.values()])
+    greys = np.repeat(np.linspace(0, 255, 256 - len(depth) - len(fingers)).round()[:, None], 3, axis=1)
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(np.concatenate([depth, fingers, greys]).astype(np.uint8).ravel().tolist())
+    return palette
+
+
 def write_gif(frames: list[Image.Image], path: str | os.PathLike, frame_ms: int) -> Path:
-    """An animated, looping GIF of `frames`, written atomically."""
+    """An animated, looping GIF of `frames` (RGB) on `gif_palette`, written atomically."""
+    indexed = {id(f): f.quantize(palette=gif_palette(), dither=Image.Dither.NONE) for f in frames}
+    frames = [indexed[id(f)] for f in frames]  # a frame repeated (a loop) is mapped once
     with atomic_output(path) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+        frames[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=frames[1:],
+            duration=frame_ms,
+            loop=0,
+            optimize=False,  # the palette is fixed: nothing to optimise, and it would cost 5x
+        )
     return Path(path)
 
 
@@ -163,8 +199,8 @@ def write_gif(frames: list[Image.Image], path: str | os.PathLike, frame_ms: int)
 class WalkView:
     animation_html: str  # an iframe: Plotly frames of skeletons and generated depth maps
     smoothness: Figure  # smoothness head's distance vs latent distance per step
-    gif: Path  # the walk as an animated GIF
     summary: str  # Markdown
+    walk: Walk  # what was drawn, for its GIF (`walk_gif`)
 
 
 def upload_latents(
@@ -239,16 +275,22 @@ def walk_latents(
     raise ValueError(f"unknown walk mode {mode!r}; expected one of {WALK_MODES}")
 
 
-def walk_view(ex: Explorer, latents: np.ndarray, out_dir: str | os.PathLike, plotly_js_url: str) -> WalkView:
-    """A walk's latent points -> its animation, smoothness plot and GIF (forth and back, looping)."""
+def walk_view(ex: Explorer, latents: np.ndarray, plotly_js_url: str) -> WalkView:
+    """A walk's latent points -> its animation and smoothness plot."""
     walk = run_walk(ex.estimator, latents)
-    frame_ms = ex.config.gif_frame_ms
-    animation, smoothness = walk_figures(walk, ex.convention, ex.crop, frame_ms)
-    frames = loop_frames(walk_frames(walk, ex.convention, ex.crop))
-    gif = write_gif(frames, Path(out_dir) / "walk.gif", frame_ms)
+    animation, smoothness = walk_figures(walk, ex.convention, ex.crop, ex.config.gif_frame_ms)
     ratio = walk.smoothness_distance / np.maximum(walk.latent_distance, 1e-9)
     summary = (
         f"{len(latents)} steps · latent path length {walk.latent_distance.sum():.2f} · "
         f"smoothness / latent distance: median {np.median(ratio):.2f} (L_smo asks 1)"
     )
-    return WalkView(iframe(figure_page(animation, plotly_js_url), 520), smoothness, gif, summary)
+    return WalkView(iframe(figure_page(animation, plotly_js_url), 520), smoothness, summary, walk)
+
+
+def walk_gif(ex: Explorer, walk: Walk | None, out_dir: str | os.PathLike) -> Path:
+    """The GIF of a walk (forth and back, looping): each step's depth in colour with its skeleton,
+    the colour bar in mm and the step number."""
+    if walk is None:
+        raise ValueError("make a walk first (the Walk button); its GIF follows it")
+    frames = loop_frames(walk_frames(walk, ex.convention, ex.crop))
+    return write_gif(frames, Path(out_dir) / "walk.gif", ex.config.gif_frame_ms)

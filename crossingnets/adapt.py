@@ -50,9 +50,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from crossingnets.camera import CUSTOM, HANDEDNESS, PRESETS
+from crossingnets.camera import CUSTOM
 from crossingnets.checkpoint import load_latent_stats, read_pretrained_config
-from crossingnets.data.depth_units import UNITS
 from crossingnets.data.preprocess import NoHandError
 from crossingnets.data.store import FIELDS, StoreWriter, read_info
 from crossingnets.data.training import load_data
@@ -60,7 +59,7 @@ from crossingnets.files import atomic_output
 from crossingnets.inference import HandPoseEstimator, Prediction, resolve_model_folder
 from crossingnets.models import LatentPoseModel
 from crossingnets.models.batchnorm import recompute_running_stats
-from crossingnets.predict import FrameRef, expand_inputs, read_frames
+from crossingnets.predict import FrameRef, add_frame_arguments, expand_inputs, read_frames
 from crossingnets.recipes import TrainConfig, data_options, train_config
 from crossingnets.train import resume, train
 from crossingnets.trainer import CHECKPOINT_FILE
@@ -343,18 +342,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out", required=True, help="adaptation folder; the adapted model is written to OUT/model"
     )
     p.add_argument("--resume", action="store_true", help="continue the adaptation in --out with its settings")
-    p.add_argument(
-        "--camera",
-        help=f"a preset ({', '.join(PRESETS)}), a camera file (ROS camera_info .yaml, RealSense/Open3D "
-        ".json) or 'custom' with --intrinsics (default: the model's dataset camera)",
-    )
-    p.add_argument(
-        "--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), help="custom camera, px"
-    )
-    p.add_argument(
-        "--depth-unit", help=f"unit of the stored depth: {', '.join(UNITS)} or mm per unit (default mm)"
-    )
-    p.add_argument("--handedness", choices=HANDEDNESS, help="a left hand is mirrored in (default right)")
+    add_frame_arguments(p, defaults=False)
     p.add_argument("--preset", choices=sorted(ADAPT_PRESETS), help="adaptation preset (default release)")
     config = p.add_argument_group("adaptation config (default: the --preset's)")
     comments = {

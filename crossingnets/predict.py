@@ -186,14 +186,11 @@ def output_format(out: Path | None, fmt: str | None) -> str:
 # The subcommand
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "images",
-        nargs="+",
-        help="depth frames (16-bit PNG, NYU RGB PNG, MSRA .bin, .npy), folders of them, quoted glob "
-        "patterns, stacked (N, H, W) .npy sequences",
-    )
-    p.add_argument("--checkpoint", required=True, help="released model folder (or a run folder)")
+def add_frame_arguments(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """How the frames were taken: camera, intrinsics, depth unit, handedness (`predict`, `adapt`).
+
+    Without `defaults` they default to None: `adapt --resume` keeps the settings it started with.
+    """
     p.add_argument(
         "--camera",
         help=f"a preset ({', '.join(PRESETS)}), a camera file (ROS camera_info .yaml, RealSense/Open3D "
@@ -204,13 +201,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--depth-unit",
-        default="mm",
+        default="mm" if defaults else None,
         help=f"unit of the stored depth: {', '.join(UNITS)}, a scale in mm per unit (0.125) or a number "
         "with a unit (0.000125 m); default mm",
     )
     p.add_argument(
-        "--handedness", choices=HANDEDNESS, default="right", help="a left hand is mirrored in and out"
+        "--handedness",
+        choices=HANDEDNESS,
+        default="right" if defaults else None,
+        help="a left hand is mirrored in and out (default right)",
     )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "images",
+        nargs="+",
+        help="depth frames (16-bit PNG, NYU RGB PNG, MSRA .bin, .npy), folders of them, quoted glob "
+        "patterns, stacked (N, H, W) .npy sequences",
+    )
+    p.add_argument("--checkpoint", required=True, help="released model folder (or a run folder)")
+    add_frame_arguments(p)
     p.add_argument(
         "--center",
         type=float,

@@ -21,9 +21,9 @@ continues where it stopped (`--resume`):
    alone, 28.3 with 10 % of its frames, 30.1 with 25 %, 35.6 with half (500 held-out frames,
    2,048 crops each; on its frames alone, AdaBN, 53-69 mm).
 
-What it buys (`benchmarks/adapt.py`, the r2 bundle, 500 frames of the independent renderer to
-adapt on, 500 to test): 26.4 -> 26.1 mm through `predict`, and exactly as much without the frames
-(`--user-share 0`): the gain is the short fine-tuning's. The discriminator tells renders from any
+What it buys (`benchmarks/adapt.py`, 500 frames of the independent renderer to adapt on, 500 to
+test, through `predict`): the r3 bundle 26.08 -> 25.89 mm, the r2 bundle 26.4 -> 26.1, and exactly
+as much without the frames (`--user-share 0`): the gain is the short fine-tuning's. The discriminator tells renders from any
 real crop at once (its GAN loss is 0.005 in this stage), so the real side sends the trunk almost
 no gradient.
 

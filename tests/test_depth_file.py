@@ -86,7 +86,7 @@ BAD_INPUTS = {
     "corrupt": (
         "corrupt.png",
         lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8),
-        "not a readable",
+        "damaged PNG",
     ),
     "nan": ("nan.npy", lambda p: np.save(p, np.full((60, 80), np.nan, np.float32)), "NaN"),
     "negative": ("neg.npy", lambda p: np.save(p, np.full((60, 80), -5.0)), "negative"),

@@ -144,3 +144,27 @@ def test_real_frame_agrees_with_its_labels(shared_data):
     _, labels = parse_uvd_line(first_line, NYU.num_joints, "line 1")
     u, v = np.rint(labels[:, 0]).astype(int), np.rint(labels[:, 1]).astype(int)
     np.testing.assert_array_less(np.abs(depth[v, u] - labels[:, 2]), 60.0)
+
+
+def test_a_header_claiming_more_values_than_the_file_holds_is_refused_unread(tmp_path):
+    """Found by fuzzing: dimensions grown in a v5 header had scipy allocate what they claim."""
+    path = tmp_path / "joint_data.mat"
+    write_joint_data(path, np.zeros((1, 2, 36, 3)), "v5")
+    raw = bytearray(path.read_bytes())
+    assert np.frombuffer(raw[160:176], "<i4").tolist() == [1, 2, 36, 3]  # joint_uvd's dimensions
+    raw[164:168] = np.array([100_000_000], "<i4").tobytes()  # 2 frames -> 10^8: 86 GB of doubles
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="claims dimensions \\[1, 100000000, 36, 3\\]"):
+        read_joint_uvd(path)
+
+
+def test_a_png_chunk_longer_than_the_file_is_refused_before_decoding(tmp_path):
+    """Found by fuzzing: PIL reads what a chunk's length claims (here 64 MB) in one call."""
+    path = tmp_path / "depth.png"
+    Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(path)
+    raw = bytearray(path.read_bytes())
+    idat = raw.index(b"IDAT") - 4
+    raw[idat : idat + 4] = (64 << 20).to_bytes(4, "big")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BadFrameError, match="damaged PNG: its 'IDAT' chunk claims 67,108,864 bytes"):
+        read_image_array(path, (640, 480))

@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from crossingnets.camera import CAMERAS, Intrinsics
 from crossingnets.data import icvl, msra, nyu
 from crossingnets.data.preprocess import check_depth
-from crossingnets.data.raw import CORRUPT_FILE_ERRORS
+from crossingnets.data.raw import CORRUPT_FILE_ERRORS, png_chunk_problem
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")  # PIL modes of 16-bit greyscale PNGs
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA")
@@ -56,6 +56,8 @@ def _check_size(name: str, height: int, width: int, limits: UploadLimits) -> Non
 
 def _read_png(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
     """Any PIL-readable image: 16-bit greyscale or NYU RGB, checked before its pixels are decoded."""
+    if problem := png_chunk_problem(path):
+        raise _reject(name, f"is a damaged PNG: {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked

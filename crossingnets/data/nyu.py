@@ -92,6 +92,7 @@ MI_BYTES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8}  # num
 MI_MATRIX, MI_COMPRESSED = 14, 15
 NUMERIC_CLASSES = range(6, 16)  # mxDOUBLE_CLASS .. mxUINT64_CLASS
 MATRIX_HEADER_BYTES = 512  # flags, dimensions (up to 4-d), name (< 64 chars) and the real part's tag
+DEFLATE_MAX_RATIO = 1032  # zlib's largest compression ratio (zlib technical details, "maximum compression")
 
 
 def _check_v5_matrix(path: Path, name: str) -> None:
@@ -108,13 +109,15 @@ def _check_v5_matrix(path: Path, name: str) -> None:
             kind, nbytes, _ = _v5_tag(f.read(8), 0, order)
             head = f.read(min(nbytes, 1 << 16))
             pos += 8 + nbytes + (0 if kind == MI_COMPRESSED else -nbytes % 8)
-            if kind == MI_COMPRESSED:
+            kind_zip = kind == MI_COMPRESSED
+            if kind_zip:
                 head = zlib.decompressobj().decompress(head, MATRIX_HEADER_BYTES)
                 kind, _, start = _v5_tag(head, 0, order)
                 head = head[start:]
             if kind != MI_MATRIX:
                 raise LabelFileError(f"{path}: a variable of MATLAB type {kind}, not a matrix")
-            _check_v5_header(path, name, head, order)
+            # The data a matrix can hold: its bytes in the file, times deflate's largest ratio.
+            _check_v5_header(path, name, head, order, nbytes * (DEFLATE_MAX_RATIO if kind_zip else 1))
 
 
 def _v5_tag(buf: bytes, pos: int, order: str) -> tuple[int, int, int]:
@@ -127,9 +130,10 @@ def _v5_tag(buf: bytes, pos: int, order: str) -> tuple[int, int, int]:
     return word, int.from_bytes(buf[pos + 4 : pos + 8], order), pos + 8
 
 
-def _check_v5_header(path: Path, name: str, head: bytes, order: str) -> None:
+def _check_v5_header(path: Path, name: str, head: bytes, order: str, max_bytes: int) -> None:
     """A matrix's flags (uint32 x 2), dimensions (int32 x n), name (int8) and, for `name`, a real
-    numeric class and the real part's data type."""
+    numeric class, the real part's data type, and data that fill the dimensions and fit in
+    `max_bytes` (a damaged size would have scipy allocate what the header claims, up to 4 GB)."""
     parts, pos = [], 0
     for _ in range(4 if _v5_tag(head, 0, order)[:2] == (6, 8) else 0):
         kind, nbytes, start = _v5_tag(head, pos, order)
@@ -144,6 +148,13 @@ def _check_v5_header(path: Path, name: str, head: bytes, order: str) -> None:
         raise LabelFileError(f"{path}: {name} is not a real numeric matrix (array flags {flags:#x})")
     if parts[3][0] not in MI_BYTES:
         raise LabelFileError(f"{path}: {name} holds data of unknown MATLAB type {parts[3][0]}")
+    dims = np.frombuffer(parts[1][2], dtype="<i4" if order == "little" else ">i4").astype(np.int64)
+    data_bytes = int(np.prod(dims)) * MI_BYTES[parts[3][0]]
+    if dims.min(initial=0) < 0 or parts[3][1] != data_bytes or data_bytes > max_bytes:
+        raise LabelFileError(
+            f"{path}: {name}'s header claims dimensions {dims.tolist()} ({data_bytes:,} bytes of data) "
+            f"and a data element of {parts[3][1]:,} bytes; at most {max_bytes:,} fit in the file"
+        )
 
 
 def decode_depth(rgb: np.ndarray, path: Path) -> np.ndarray:

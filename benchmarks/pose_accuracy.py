@@ -268,11 +268,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--raw", type=int, default=0, help="also N raw frames of each renderer through predict()")
+    p.add_argument("--rotations", type=int, help="test-time rotations averaged (default: the model's)")
     return p
 
 
 def main(args: argparse.Namespace) -> dict:
-    estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device)
+    estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device, args.rotations)
     train_store = args.train_store or args.bench / "train.h5"
     mean_rel = None
     if train_store.is_file():
@@ -313,6 +314,7 @@ def main(args: argparse.Namespace) -> dict:
     result = {
         "benchmark": "pose_accuracy",
         "checkpoint": str(args.checkpoint),
+        "test_rotations": len(estimator.rotation_angles_deg),
         "train_store": str(train_store) if mean_rel is not None else None,
         "sets": results,
         "skipped": skipped,

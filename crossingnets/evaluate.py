@@ -66,13 +66,16 @@ def evaluate_uvd(
     return MethodResult(name=name, source=source, summary=summarize(errors))
 
 
-def predict_store(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size: int) -> np.ndarray:
+def predict_store(
+    checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size: int, rotations: int | None = None
+) -> np.ndarray:
     """Run a checkpoint over every crop of a store -> (N, J, 3) predicted full-frame uvd.
 
     A store holds frames already through `preprocess` (crops and their centres), so they enter the
     inference path at its crop stage: `HandPoseEstimator.predict_crops(depth (B, 1, S, S) float32,
     com_uvd (B, 3), camera) -> Prediction`, as a raw frame's crop does inside `predict`. Crops are
-    read batch by batch (a whole NYU test store is ~0.5 GB of float32 crops).
+    read batch by batch (a whole NYU test store is ~0.5 GB of float32 crops). `rotations`: the
+    test-time rotations averaged (default the model's).
     """
     from crossingnets.data.store import read_info
     from crossingnets.inference import HandPoseEstimator
@@ -80,7 +83,7 @@ def predict_store(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_
     if batch_size <= 0:
         raise ValueError(f"batch size must be positive, got {batch_size}")
     info = read_info(data)
-    estimator = HandPoseEstimator.from_pretrained(checkpoint)
+    estimator = HandPoseEstimator.from_pretrained(checkpoint, rotations=rotations)
     out = []
     with h5py.File(data, "r") as f:
         for start in range(0, info.num_frames, batch_size):
@@ -134,6 +137,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=64, help="frames per forward pass with --checkpoint"
     )
+    parser.add_argument(
+        "--rotations",
+        type=int,
+        help="with --checkpoint: test-time in-plane rotations averaged (default: the model's)",
+    )
     parser.add_argument("--write-pred", type=Path, help="write the checkpoint's predictions as uvd text")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--plot", type=Path, help="write success-rate and per-joint figures (.html or .png)")
@@ -175,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
         gt = ground_truth_from_store(args.data)
         if args.dataset is not None and args.dataset != gt.dataset:
             raise SystemExit(f"--dataset {args.dataset} but {args.data} holds {gt.dataset} joints")
-        pred_uvd = predict_store(args.checkpoint, args.data, args.batch_size)
+        pred_uvd = predict_store(args.checkpoint, args.data, args.batch_size, args.rotations)
         if args.write_pred is not None:
             write_uvd_text(args.write_pred, pred_uvd)
             log.info("wrote %d predicted frames to %s", len(pred_uvd), args.write_pred)

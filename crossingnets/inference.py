@@ -28,6 +28,7 @@ from crossingnets.data.depth_units import sensor_frame_to_mm, to_mm
 from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.hand.conventions import Convention, get_convention
 from crossingnets.models import CrossingNet, LatentPoseModel
+from crossingnets.rotation import rotation_angles_deg, turn_crops, turn_points
 from crossingnets.runtime import Network, load_network
 
 _FLIP_U = np.array([-1.0, 1.0, 1.0])  # uvd and xyz: u -> (W - 1) - u, x -> -x
@@ -95,18 +96,22 @@ class HandPoseEstimator:
         model: LatentPoseModel,
         latent_stats: LatentStats | None = None,
         device: str | torch.device = "cpu",
+        rotations: int | None = None,
     ) -> None:
+        """`rotations`: test-time in-plane rotations averaged (`crossingnets.rotation`); default
+        the model's `test_rotations`, 1 for the fastest estimate."""
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.latent_stats = latent_stats
+        self.rotation_angles_deg = rotation_angles_deg(rotations or model.config.test_rotations)
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, device: str | torch.device = "cpu"
+        cls, path: str | os.PathLike, device: str | torch.device = "cpu", rotations: int | None = None
     ) -> HandPoseEstimator:
         """Load released weights (or a run folder's `model/`) with their latent statistics."""
         folder = resolve_model_folder(path)
-        return cls(LatentPoseModel.from_pretrained(folder), load_latent_stats(folder), device)
+        return cls(LatentPoseModel.from_pretrained(folder), load_latent_stats(folder), device, rotations)
 
     @functools.cached_property
     def network(self) -> Network:
@@ -133,12 +138,14 @@ class HandPoseEstimator:
         center_uvd: np.ndarray,
         camera: Intrinsics,
         batch_size: int = 256,
+        rotate: bool = True,
     ) -> Prediction:
         """Network crops (B, 1, S, S) (or (B, S, S)) in [-1, 1] with their centres (B, 3) uvd -> the
         batch's Prediction.
 
         Runs `batch_size` crops at a time (a whole test set fits in memory as crops, not as
-        activations).
+        activations). The joints average the estimator's test-time rotations unless `rotate` is
+        False; the latent is the unturned crop's.
         """
         x = torch.as_tensor(crops, dtype=torch.float32).cpu().numpy()
         if x.ndim == 3:
@@ -149,7 +156,8 @@ class HandPoseEstimator:
         center_uvd = np.asarray(center_uvd, dtype=np.float64).reshape(-1, 3)
         if len(center_uvd) != len(x):
             raise ValueError(f"got {len(x)} crops but {len(center_uvd)} centres")
-        chunks = [self.network(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        angles = self.rotation_angles_deg if rotate else self.rotation_angles_deg[:1]
+        chunks = [self._estimate(x[i : i + batch_size], angles) for i in range(0, len(x), batch_size)]
         joints_mm, latent = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
         joints_xyz, joints_uvd = joints_from_crop_frame(joints_mm, center_uvd, camera)
         return Prediction(
@@ -161,6 +169,17 @@ class HandPoseEstimator:
             latent=latent,
             camera=camera,
         )
+
+    def _estimate(self, crops: np.ndarray, angles_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Crops (B, 1, S, S) -> joints (B, J, 3) mm averaged over the crops turned by `angles_deg`
+        (the first is 0) and the unturned crops' latents (B, L)."""
+        if len(angles_deg) == 1:
+            return self.network(crops)
+        angles = torch.as_tensor(angles_deg, dtype=torch.float32).repeat_interleave(len(crops))
+        turned = turn_crops(torch.from_numpy(crops).repeat(len(angles_deg), 1, 1, 1), angles)
+        joints, latent = self.network(turned.numpy())
+        back = turn_points(torch.from_numpy(joints), -angles).numpy()  # each estimate turned back
+        return back.reshape(len(angles_deg), len(crops), *joints.shape[1:]).mean(0), latent[: len(crops)]
 
     def predict(
         self,
@@ -204,19 +223,22 @@ class HandPoseEstimator:
         if handedness == "left":
             frames, cam = [np.ascontiguousarray(f[:, ::-1]) for f in frames], camera.mirrored()
             centers = None if centers is None else centers * _FLIP_U + [camera.width_px - 1, 0.0, 0.0]
-        out = self._predict_centred(frames, cam, [None] * len(frames) if centers is None else centers)
-        if centers is None:  # a centre the user gives is kept; a detected one is refined
-            for _ in range(self.model.config.recenter_passes):
-                out = self._predict_centred(frames, cam, out.joints_uvd[:, self.convention.root])
+        passes = self.model.config.recenter_passes if centers is None else 0  # a given centre is kept
+        out = self._predict_centred(
+            frames, cam, [None] * len(frames) if centers is None else centers, not passes
+        )
+        for i in range(passes):  # a detected centre moves to the palm; the last pass is the estimate
+            out = self._predict_centred(frames, cam, out.joints_uvd[:, self.convention.root], i == passes - 1)
         return out.mirrored(camera) if handedness == "left" else out
 
     def _predict_centred(
-        self, frames: Sequence[np.ndarray], camera: Intrinsics, centers: Sequence
+        self, frames: Sequence[np.ndarray], camera: Intrinsics, centers: Sequence, rotate: bool
     ) -> Prediction:
-        """B frames (H, W) in mm cropped around their centres (B of (3,) uvd, or None: detected)."""
+        """B frames (H, W) in mm cropped around their centres (B of (3,) uvd, or None: detected);
+        `rotate`: average the test-time rotations (a pass that only finds the palm does not)."""
         crops = [preprocess(f, camera, self.crop, c) for f, c in zip(frames, centers, strict=True)]
         return self.predict_crops(
-            np.stack([c.depth for c in crops]), np.stack([c.com_uvd for c in crops]), camera
+            np.stack([c.depth for c in crops]), np.stack([c.com_uvd for c in crops]), camera, rotate=rotate
         )
 
     def predict_raw(

@@ -221,6 +221,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "patterns, stacked (N, H, W) .npy sequences",
     )
     p.add_argument("--checkpoint", required=True, help="released model folder (or a run folder)")
+    p.add_argument(
+        "--rotations",
+        type=int,
+        help="test-time in-plane rotations averaged, odd (default: the model's; 1 is fastest)",
+    )
     add_frame_arguments(p)
     p.add_argument(
         "--center",
@@ -252,7 +257,7 @@ def main(args: argparse.Namespace) -> int:
         fmt = output_format(args.out, args.format)
         smoothing = OneEuroConfig(args.fps, args.min_cutoff, args.beta) if args.smooth else None
         refs = expand_inputs(args.images)
-        estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device)
+        estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device, args.rotations)
         preds = predict_frames(
             estimator,
             refs,

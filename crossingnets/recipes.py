@@ -46,6 +46,7 @@ class TrainConfig(LossConfig):
     bf16: bool = False  # bfloat16 autocast of forward passes (losses in float32)
     channels_last: bool = False  # channels_last memory format for the convolutions
     bn_frames: int = 1024  # real crops that re-estimate batch-norm statistics after each epoch
+    rotate_deg: float = 0.0  # augmentation: labeled crops turned in-plane by up to +-this, joints with them
     seed: int = 0  # seeds the init, the label subset, the validation split, batches and noise
     save_every: int = 200  # optimisation steps between mid-epoch checkpoints
 
@@ -72,6 +73,8 @@ class TrainConfig(LossConfig):
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.rotate_deg <= 180.0:
+            raise ValueError(f"rotate_deg must be in [0, 180], got {self.rotate_deg}")
 
     @property
     def stages(self) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from crossingnets.files import atomic_output
 from crossingnets.models import LatentPoseModel, TrainStep
 from crossingnets.models.batchnorm import recompute_running_stats, trains_batch_norm
 from crossingnets.recipes import TrainConfig
+from crossingnets.rotation import turn_crops, turn_points
 from crossingnets.validation import latent_stats, validate
 
 log = logging.getLogger(__name__)
@@ -259,10 +260,17 @@ class Trainer:
         if stream == "images":
             return {"depth": d.images[idx].to(dev, memory_format=mf)}
         i = d.labeled[idx]
+        depth, pose, root = d.train.depth[i], d.train.pose[i], d.train.root[i]
+        if c.rotate_deg > 0:  # each crop turned in-plane, its joints with it (seeded by the step)
+            rng = torch.Generator().manual_seed(mix_seed(c.seed, 2, self.epoch, self.step, self.ddp.rank))
+            angles = (torch.rand(len(i), generator=rng) * 2 - 1) * c.rotate_deg
+            depth = turn_crops(depth, angles)
+            pose = turn_points(pose.unflatten(1, (-1, 3)), angles).flatten(1)
+            root = turn_points(root[:, None], angles)[:, 0]
         return {
-            "depth": d.train.depth[i].to(dev, memory_format=mf),
-            "pose": d.train.pose[i].to(dev),
-            "root": d.train.root[i].to(dev),
+            "depth": depth.to(dev, memory_format=mf),
+            "pose": pose.to(dev),
+            "root": root.to(dev),
         }
 
     def _optimise(self, name: str, loss: torch.Tensor) -> None:

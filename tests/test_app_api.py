@@ -206,7 +206,7 @@ BAD_FILES = {
     "no_hand": ("wall.png", lambda p: Image.fromarray(np.full((480, 640), 4000, np.uint16)).save(p), "no hand in range"),
     "huge_image": ("huge.png", lambda p: Image.new("1", (10_000, 10_000)).save(p), "larger than the limit"),
     "50MB_file": ("big.npy", lambda p: p.open("wb").truncate(50 * 2**20), "larger than the limit of 16 MB"),
-    "corrupt": ("corrupt.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4), "not a readable image"),
+    "corrupt": ("corrupt.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4), "damaged PNG"),
     "nans": ("nan.npy", lambda p: np.save(p, np.full((480, 640), np.nan, np.float32)), "NaN"),
 }  # fmt: skip
 

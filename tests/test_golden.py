@@ -2,9 +2,9 @@
 with a small committed file, so a refactor that changes either by more than rounding fails.
 
 The frame is app/examples/synthetic_nyu_0.png (NYU camera); the golden file is
-tests/data/golden_nyu_0.npz. It also stores the SHA-256 of the frame and of the bundled weights,
-so that replacing either on purpose fails with a clear message instead of a numeric diff. After
-such a replacement (or an intended change to preprocessing or the network), regenerate it:
+tests/data/golden_nyu_0.npz. It also stores the SHA-256 of the frame, of the bundled weights and of
+their config.json (which holds the inference settings), so that replacing any of them on purpose
+fails with a clear message instead of a numeric diff. After such a replacement (or an intended change to preprocessing or the network), regenerate it:
 
     python tests/test_golden.py --write
 
@@ -47,6 +47,7 @@ def compute() -> dict[str, np.ndarray]:
     return {
         "frame_sha256": np.array(_sha256(FRAME)),
         "weights_sha256": np.array(_sha256(checkpoint / "model.safetensors")),
+        "config_sha256": np.array(_sha256(checkpoint / "config.json")),  # inference settings too
         "crop": crop.depth,  # (64, 64) float32
         "crop_center_uvd": crop.com_uvd,  # (3,) detected hand centre
         "center_uvd": pred.center_uvd,  # (3,) the model's crop centre (its own cube)
@@ -79,9 +80,10 @@ def test_golden_crop(golden, now) -> None:
 
 
 def test_golden_prediction_of_the_bundled_checkpoint(golden, now) -> None:
-    assert str(now["weights_sha256"]) == str(golden["weights_sha256"]), (
-        f"the bundled checkpoint {bundled_checkpoint()} changed; {REGENERATE}"
-    )
+    for part in ("weights_sha256", "config_sha256"):
+        assert str(now[part]) == str(golden[part]), (
+            f"the bundled checkpoint {bundled_checkpoint()} changed ({part}); {REGENERATE}"
+        )
     np.testing.assert_allclose(now["center_uvd"], golden["center_uvd"], rtol=0, atol=1e-4)
     # 0.01 mm: the figures a refactor must keep; float differences between CPUs are far smaller.
     np.testing.assert_allclose(now["joints_xyz_mm"], golden["joints_xyz_mm"], rtol=0, atol=1e-2)

@@ -358,3 +358,28 @@ def test_one_cycle_learning_rate_warms_up_then_decays_to_zero() -> None:
     assert lrs[:2] == pytest.approx([cfg.lr / 2, cfg.lr])
     assert all(a > b for a, b in zip(lrs[2:], lrs[3:], strict=False)) and lrs[-1] < 0.1 * cfg.lr
     assert train_config("paper").lr_at("joint", 5, 8) == train_config("paper").lr
+
+
+def test_rotation_augmentation_turns_each_crop_with_its_joints(store: Path, tmp_path: Path) -> None:
+    """`rotate_deg`: a labeled batch's crops and joints turn together, by angles the step seeds."""
+    plain = _tiny_trainer(train_config("tiny"), store, tmp_path / "a")
+    turned = _tiny_trainer(train_config("tiny", rotate_deg=30.0), store, tmp_path / "b")
+    a, b = plain._batch("labeled"), turned._batch("labeled")
+    joints = lambda x: x["pose"].unflatten(1, (-1, 3)) + x["root"][:, None]  # noqa: E731
+    ja, jb = joints(a), joints(b)
+    # a turn about the crop centre's z axis: xy distances to the centre and depths are kept
+    torch.testing.assert_close(ja[..., :2].norm(dim=-1), jb[..., :2].norm(dim=-1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ja[..., 2], jb[..., 2])
+    angle = torch.atan2(ja[..., 1], ja[..., 0]) - torch.atan2(jb[..., 1], jb[..., 0])
+    angle = torch.rad2deg(torch.remainder(angle + math.pi, 2 * math.pi) - math.pi)  # per joint
+    per_frame = angle.median(dim=1).values
+    assert per_frame.abs().max() <= 30.0 + 1e-3 and per_frame.abs().max() > 1.0
+    torch.testing.assert_close(angle, per_frame[:, None].expand_as(angle), atol=1e-3, rtol=0)  # rigid
+    # the crop turned by the same angle: turned back it is far closer to the unturned crop than
+    # turned the wrong way
+    from crossingnets.rotation import turn_crops
+
+    centre = slice(8, 24)
+    gap = lambda x: (x[..., centre, centre] - a["depth"][..., centre, centre]).abs().mean()  # noqa: E731
+    assert gap(turn_crops(b["depth"], -per_frame)) < 0.5 * gap(turn_crops(b["depth"], per_frame))
+    torch.testing.assert_close(turned._batch("labeled")["depth"], b["depth"])  # seeded by the step

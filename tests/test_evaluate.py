@@ -199,7 +199,17 @@ def test_checkpoint_on_store_writes_predictions(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "ckpt"
     ckpt.write_text(str(ICVL.num_joints))
     pred_txt = tmp_path / "ours.txt"
-    argv = ["evaluate", "--checkpoint", str(ckpt), "--data", str(store), "--batch-size", "2", "--rotations", "3"]
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        str(ckpt),
+        "--data",
+        str(store),
+        "--batch-size",
+        "2",
+        "--rotations",
+        "3",
+    ]
     assert cli.main([*argv, "--write-pred", str(pred_txt), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["dataset"] == "icvl" and out["methods"][0]["mean_error_mm"] == pytest.approx(5.0, abs=1e-3)

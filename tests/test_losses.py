@@ -128,3 +128,44 @@ def test_masked_render_loss_classifies_the_silhouette_and_ignores_background_dep
     assert low < 1e-3
     assert L.masked_render_loss(depth, -right, real) > 4.0  # the mask inverted
     assert L.masked_render_loss(depth + 0.1 * hand, right, real) == pytest.approx(low.item() + 0.1, abs=1e-4)
+
+
+def test_losses_by_hand_with_nonzero_targets() -> None:
+    """Values a sign, an exponent or a reduction axis flipped would change (found by mutation)."""
+    mean, logvar = torch.tensor([[2.0]]), torch.tensor([[0.0]])
+    assert L.kl_divergence(mean, logvar).item() == 0.5 * (4.0 + 1.0 - 0.0 - 1.0)
+    est, target = torch.tensor([[3.0, 1.0]]), torch.tensor([[1.0, 2.0]])  # errors 2 and -1
+    assert L.vae_reconstruction_loss(est, target).item() == 0.5 * 5.0
+    assert L.posterior_loss(est, target).item() == 5.0
+    assert L.pose_loss(est.view(1, 1, 2), target.view(1, 1, 2)).item() == 5.0
+
+
+def test_joint_loss_sums_xyz_and_averages_joints_and_batch() -> None:
+    """Smooth-L1 per coordinate (quadratic below beta, linear above), xyz summed, then the mean
+    over batch (2) and joints (14): a sum over another axis gives another value."""
+    pred = torch.zeros(2, 14, 3)
+    target = torch.zeros(2, 14, 3)
+    target[0, 0] = torch.tensor([1.0, 0.05, 0.0])  # beyond beta (0.1): |e| - beta/2; below: e^2/(2 beta)
+    expected = ((1.0 - 0.05) + 0.05**2 / (2 * 0.1)) / (2 * 14)
+    assert math.isclose(L.joint_loss(pred, target, beta=0.1).item(), expected, rel_tol=1e-6)
+
+
+def test_weighted_l1_weighs_hand_pixels_only() -> None:
+    """Hand pixels (real < 1) weigh 1 + fg_weight, background pixels (exactly 1) weigh 1."""
+    gen = torch.tensor([[[[0.5, 0.0], [1.0, 0.75]]]])
+    real = torch.tensor([[[[1.0, 0.5], [0.75, 1.0]]]])  # background, hand, hand, background
+    per_pixel = [0.5 * 1, 0.5 * 4, 0.25 * 4, 0.25 * 1]
+    assert L.weighted_l1_reconstruction_loss(gen, real, fg_weight=3.0).item() == sum(per_pixel) / 4
+
+
+def test_masked_render_loss_on_a_crop_without_hand_is_finite() -> None:
+    real = torch.ones(1, 1, 4, 4)
+    loss = L.masked_render_loss(torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), -20.0), real)
+    assert math.isfinite(loss.item()) and loss.item() < 1e-6  # mask says background, no hand to judge
+
+
+def test_convex_mixtures_mix_five_latents_by_default() -> None:
+    """The authors' code mixes 5 latents: one-hot latents show how many entered each mixture."""
+    mixed = L.convex_mixtures(torch.eye(256), generator=torch.Generator().manual_seed(0))
+    used = (mixed > 0).sum(1)
+    assert used.max().item() == 5 and (used == 5).float().mean() > 0.9

@@ -53,3 +53,42 @@ def test_mid_stage_resume_matches_an_uninterrupted_run(
     assert ref.keys() == got.keys()
     differ = [k for k in ref if not torch.equal(ref[k], got[k])]
     assert not differ, f"resumed weights differ from the uninterrupted run's: {differ[:5]}"
+
+
+def test_each_epoch_is_validated_and_counted_in_the_checkpoint(store: Path, tmp_path: Path) -> None:
+    """Every epoch's metrics line carries the validation error (none without a validation split),
+    and the checkpoint counts exactly the lines written, which a resume keeps."""
+    import json
+
+    for val_fraction, validated in ((0.2, True), (0.0, False)):
+        run = tmp_path / f"val{val_fraction}"
+        cfg = train_config("tiny", stage="vae", epochs_vae=2, val_fraction=val_fraction)
+        T.train(cfg, store, run, progress=False)
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert len(lines) == 2 and all(("val_vae_mm" in x) == validated for x in lines)
+        assert _state(run)["metrics_lines"] == len(lines)
+
+
+def test_checkpoints_from_before_counts_and_wall_time_resume(store: Path, tmp_path: Path) -> None:
+    """A checkpoint without loss counts or wall time (older runs): every loss counted every step,
+    the `steps` entry not a loss, wall time from zero."""
+    from crossingnets.data.training import load_data
+    from crossingnets.distributed import Dist
+    from crossingnets.models import CrossingNet, model_config
+    from crossingnets.recipes import data_options
+    from crossingnets.trainer import Trainer
+
+    cfg = train_config("tiny", stage="vae", epochs_vae=1)
+    run = tmp_path / "run"
+    T.train(cfg, store, run, progress=False)
+    state = _state(run)
+    state.pop("counts", None), state.pop("elapsed_s", None)
+    state["sums"] = {"steps": 3.0, "loss_recons": 1.5}
+    state["step"] = 3
+    data = load_data(store, None, None, 50.0, **data_options(cfg))
+    trainer = Trainer(
+        cfg, data, run, CrossingNet(model_config("tiny", convention="icvl")), Dist(), {}, progress=False
+    )
+    trainer.load_state_dict(state)
+    assert trainer.counts == {"loss_recons": 3} and "steps" not in trainer.sums
+    assert trainer.elapsed_before == 0.0

@@ -56,3 +56,19 @@ def test_exact_estimates_score_zero() -> None:
     f.joints_xyz = CENTERS_MM[:, None] + KNOWN_MM.expand(len(CENTERS_MM), J, 3)
     out = validate(known_model(), f)
     assert out["val_mm"] == pytest.approx(0.0, abs=1e-4) and out["val_vae_mm"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_latent_stats_describe_the_labeled_poses_latents() -> None:
+    """latent_stats encodes the labeled training poses: its mean, spread and range are theirs."""
+    from crossingnets.data.training import TrainData
+    from crossingnets.validation import latent_stats
+
+    model = CrossingNet(CFG)
+    train = frames()
+    latents = torch.arange(3 * CFG.latent_dims, dtype=torch.float32).view(3, -1) ** 1.5
+    model.encode_pose = lambda pose, root: latents[: len(pose)]
+    data = TrainData(info=None, train=train, labeled=torch.tensor([0, 1, 2]), images=train.depth, val=None)
+    stats = latent_stats(model, data)
+    np.testing.assert_allclose(stats.mean, latents.numpy().mean(0), rtol=1e-6)
+    np.testing.assert_allclose(stats.max, latents.numpy().max(0))
+    np.testing.assert_allclose(stats.std, latents.numpy().std(0), rtol=1e-6)

@@ -3,8 +3,8 @@
 End to end = raw depth frame in mm -> hand centre, crop (`preprocess`) -> network -> joints, then
 the model's `recenter_passes` re-crops on the predicted palm, each with its own network pass (the
 path of `HandPoseEstimator.predict`). Compared, each on the same frame:
-- `predict`: `HandPoseEstimator.predict` as the package runs it (eager PyTorch until inference.py
-  calls `crossingnets.runtime`);
+- `predict`: `HandPoseEstimator.predict` as the package runs it, with one estimate per crop, and
+  (`predict_model_rotations`) with the model's test-time rotations (9 for the bundled model);
 - `onnx_baseline`: the committed preprocessing of `--baseline-rev` (read with git) and the whole
   graph in one ONNX Runtime session, the previous benchmark's ONNX path;
 - `fast`: today's `preprocess` and `crossingnets.runtime.load_network` (ONNX Runtime with the
@@ -98,11 +98,15 @@ def end_to_end(
     return joints_xyz[0]
 
 
-def estimator(checkpoint: str | None) -> HandPoseEstimator:
+def estimator(checkpoint: str | None, rotations: int | None = 1) -> HandPoseEstimator:
+    """The model with one estimate per crop (the paths compared), or its own test-time rotations
+    (`rotations=None`, what `predict` runs by default)."""
     if checkpoint:
-        return HandPoseEstimator.from_pretrained(checkpoint)
+        return HandPoseEstimator.from_pretrained(checkpoint, rotations=rotations)
     torch.manual_seed(0)
-    return HandPoseEstimator(CrossingNet(model_config("release", convention="nyu")).eval())
+    return HandPoseEstimator(
+        CrossingNet(model_config("release", convention="nyu")).eval(), rotations=rotations
+    )
 
 
 def test_frames() -> list[np.ndarray]:
@@ -174,7 +178,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict:
-    est = estimator(args.checkpoint)
+    est, default = estimator(args.checkpoint), estimator(args.checkpoint, rotations=None)
     frame, crop = load_depth(FRAME), est.crop
     passes, root = est.model.config.recenter_passes, est.convention.root
     old = baseline_preprocess(args.baseline_rev, Path(tempfile.mkdtemp(prefix="infer_baseline_")))
@@ -200,6 +204,7 @@ def main(args: argparse.Namespace) -> dict:
         measure(f"network_onnx_{threads}t", lambda whole=whole: whole(x))
         measure(f"network_fast_{threads}t", lambda fast=fast: fast(x))
         measure(f"end_to_end_predict_{threads}t", lambda: est.predict(frame, CAM))
+        measure(f"end_to_end_predict_model_rotations_{threads}t", lambda: default.predict(frame, CAM))
         if old is not None:
             measure(
                 f"end_to_end_onnx_baseline_{threads}t",
@@ -220,6 +225,7 @@ def main(args: argparse.Namespace) -> dict:
         "benchmark": "infer",
         "batch_size": 1,
         "recenter_passes": passes,
+        "model_test_rotations": len(default.rotation_angles_deg),
         "backend": load_network(est.model).backend,
         "baseline_rev": args.baseline_rev if old is not None else None,
         "load_avg_1min": round(os.getloadavg()[0], 2),

@@ -54,7 +54,8 @@ TARGETS = {
         ("__post_init__", "uvd_to_xyz", "xyz_to_uvd", "scaled", "mirrored"),
     ),
     "preprocess": Target(
-        "crossingnets/data/preprocess.py", ("tests/test_preprocess.py", "tests/test_crop_geometry.py")
+        "crossingnets/data/preprocess.py",
+        ("tests/test_preprocess.py", "tests/test_crop_geometry.py", "tests/test_fast_preprocess.py"),
     ),
     "losses": Target("crossingnets/losses.py", ("tests/test_losses.py",)),
     "trainer": Target(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,26 @@ def test_latent_stats_match_scikit_learn(tmp_path: Path) -> None:
     stats.save(tmp_path / "s.safetensors")
     back = LatentStats.load(tmp_path / "s.safetensors")
     assert np.allclose(back.mean, stats.mean, atol=1e-6)
+
+
+def test_a_write_deletes_the_temporaries_of_killed_writers_only(tmp_path: Path) -> None:
+    """A SIGKILLed writer leaves its half-written temporary; the next write of that file removes
+    it, and leaves a running writer's and other files' temporaries alone."""
+    import subprocess
+    import sys
+
+    from crossingnets.files import atomic_output
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid, live_pid = int(dead.stdout), os.getppid()
+    orphan = tmp_path / f".model.{dead_pid}.abc123.tmp.safetensors"
+    running = tmp_path / f".model.{live_pid}.def456.tmp.safetensors"
+    other = tmp_path / f".other.{dead_pid}.ghi789.tmp.safetensors"
+    for p in (orphan, running, other):
+        p.write_bytes(b"half")
+    with atomic_output(tmp_path / "model.safetensors") as tmp:
+        tmp.write_bytes(b"whole")
+    assert (tmp_path / "model.safetensors").read_bytes() == b"whole"
+    assert not orphan.exists() and running.exists() and other.exists()

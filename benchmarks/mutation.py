@@ -64,9 +64,14 @@ TARGETS = {
         ("state_dict", "load_state_dict", "_reestimate_and_validate", "_sync_buffers", "_write_metrics", "_keep_lines"),
     ),
     "validation": Target("crossingnets/validation.py", ("tests/test_validation.py",)),
-    "inference": Target("crossingnets/inference.py", ("tests/test_inference.py", "tests/test_given_center.py")),
+    "inference": Target(
+        "crossingnets/inference.py",
+        ("tests/test_inference.py", "tests/test_given_center.py", "tests/test_handedness.py",
+         "tests/test_rotation.py", "tests/test_golden.py"),
+    ),
     "upload": Target(
-        "crossingnets/explorer/upload.py", ("tests/test_given_center.py", "tests/test_fuzz_upload.py")
+        "crossingnets/explorer/upload.py",
+        ("tests/test_upload_values.py", "tests/test_given_center.py", "tests/test_fuzz_upload.py"),
     ),
 }  # fmt: skip
 

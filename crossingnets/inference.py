@@ -28,7 +28,7 @@ from crossingnets.data.depth_units import sensor_frame_to_mm, to_mm
 from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.hand.conventions import Convention, get_convention
 from crossingnets.models import CrossingNet, LatentPoseModel
-from crossingnets.rotation import rotation_angles_deg, turn_crops, turn_points
+from crossingnets.rotation import rotation_angles_deg, turn_index_maps, turn_points
 from crossingnets.runtime import Network, load_network
 
 _FLIP_U = np.array([-1.0, 1.0, 1.0])  # uvd and xyz: u -> (W - 1) - u, x -> -x
@@ -175,11 +175,19 @@ class HandPoseEstimator:
         (the first is 0) and the unturned crops' latents (B, L)."""
         if len(angles_deg) == 1:
             return self.network(crops)
-        angles = torch.as_tensor(angles_deg, dtype=torch.float32).repeat_interleave(len(crops))
-        turned = turn_crops(torch.from_numpy(crops).repeat(len(angles_deg), 1, 1, 1), angles)
-        joints, latent = self.network(turned.numpy())
+        b, k, s = len(crops), len(angles_deg), crops.shape[-1]
+        maps = self._turn_maps(s, tuple(angles_deg))
+        flat = crops.reshape(b, 1, s * s)
+        turned = np.where(maps >= 0, np.take_along_axis(flat, np.maximum(maps, 0)[None], 2), 1.0)
+        joints, latent = self.network(turned.transpose(1, 0, 2).reshape(k * b, 1, s, s).astype(np.float32))
+        angles = torch.as_tensor(angles_deg, dtype=torch.float32).repeat_interleave(b)
         back = turn_points(torch.from_numpy(joints), -angles).numpy()  # each estimate turned back
-        return back.reshape(len(angles_deg), len(crops), *joints.shape[1:]).mean(0), latent[: len(crops)]
+        return back.reshape(k, b, *joints.shape[1:]).mean(0), latent[:b]
+
+    @staticmethod
+    @functools.cache
+    def _turn_maps(size: int, angles_deg: tuple[float, ...]) -> np.ndarray:
+        return turn_index_maps(size, np.array(angles_deg))
 
     def predict(
         self,

@@ -40,6 +40,16 @@ def turn_crops(crops: torch.Tensor, angles_deg: torch.Tensor) -> torch.Tensor:
     return turned + 1.0
 
 
+def turn_index_maps(size: int, angles_deg: np.ndarray) -> np.ndarray:
+    """For crops of `size` px turned by each angle (K,), the flat index (K, size * size) of the
+    source pixel every pixel samples, -1 outside: `turn_crops` as a gather, for fixed angles
+    (inference), without a sampling grid per call or the threads torch would start for it."""
+    index = torch.arange(size * size, dtype=torch.float64).reshape(1, 1, size, size) + 2.0  # >= 2
+    angles = torch.as_tensor(np.asarray(angles_deg, np.float64))
+    turned = turn_crops(index.expand(len(angles), 1, size, size), angles)  # outside -> 1
+    return (turned.reshape(len(angles), -1).round().long() - 2).numpy()
+
+
 def turn_points(points: torch.Tensor, angles_deg: torch.Tensor) -> torch.Tensor:
     """Points (B, ..., 3) relative to the crop centre (x right, y down) -> where they lie in the
     crops `turn_crops` turned by angles (B,). Turning back is turning by the opposite angles."""

@@ -8,7 +8,7 @@ import torch
 from crossingnets.camera import get_camera
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.models import MODELS, model_config
-from crossingnets.rotation import rotation_angles_deg, turn_crops, turn_points
+from crossingnets.rotation import rotation_angles_deg, turn_crops, turn_index_maps, turn_points
 
 S = 32
 
@@ -81,3 +81,16 @@ def test_the_estimator_averages_turned_estimates_in_the_unturned_frame():
     assert np.abs(one.joints_xyz_mm).max() > 0
     np.testing.assert_allclose(nine.joints_xyz_mm, one.joints_xyz_mm, atol=0.5)
     assert nine.latent.tolist() == [[0.0]]
+
+
+def test_index_maps_gather_exactly_what_turn_crops_samples() -> None:
+    """Inference turns crops by fixed angles as a gather; it must be the same pixels, bit for bit."""
+    crops = torch.rand(3, 1, S, S) * 2 - 1
+    angles = rotation_angles_deg(9)
+    maps = turn_index_maps(S, angles)
+    flat = crops.reshape(3, S * S).numpy()
+    for k, angle in enumerate(angles):
+        gathered = np.where(maps[k] >= 0, flat[:, np.maximum(maps[k], 0)], 1.0).reshape(3, 1, S, S)
+        expected = turn_crops(crops, torch.full((3,), float(angle)))
+        np.testing.assert_array_equal(gathered.astype(np.float32), expected.numpy())
+    assert (maps[0] == np.arange(S * S)).all() and (maps[1:] == -1).any()  # 0 deg: identity

@@ -104,7 +104,7 @@ def create_app(
     from crossingnets_app.ui import EXAMPLES_DIR, build_demo
 
     torch.set_num_threads(TORCH_THREADS)
-    demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR))
+    demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR), file_lifetime_s=file_lifetime_s)
     demo.delete_cache = (min(CLEANUP_EVERY_S, file_lifetime_s), file_lifetime_s)  # read when launched
     return demo.queue(default_concurrency_limit=CONCURRENCY)
 

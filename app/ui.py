@@ -7,9 +7,12 @@ server. `crossingnets app` (launch.py beside this file) loads, builds and launch
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,14 +82,34 @@ def _user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def build_demo(ex: Explorer, concurrency: int = MODEL_CONCURRENCY) -> gr.Blocks:
+PRUNE_EVERY_S = 60.0  # how often the events' own output folders are checked for old ones
+
+
+def prune_folders(root: Path, max_age_s: float) -> None:
+    """Delete the folders under `root` last written more than `max_age_s` ago: the files an event
+    wrote, which Gradio has copied into its own cache (cleaned on its schedule) once returned."""
+    now = time.time()
+    for folder in root.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if now - folder.stat().st_mtime > max_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def build_demo(
+    ex: Explorer, concurrency: int = MODEL_CONCURRENCY, file_lifetime_s: float = 600.0
+) -> gr.Blocks:
     """The explorer's Blocks (upload, latent, walk tabs) around a loaded Explorer; the events that
-    run the model run at most `concurrency` at once, together."""
+    run the model run at most `concurrency` at once, together. The files the events write are
+    deleted once older than `file_lifetime_s` (checked at most once a minute)."""
     model = {"concurrency_limit": concurrency, "concurrency_id": "model"}
     gr.set_static_paths([PLOTLY_JS])
-    files_root = tempfile.TemporaryDirectory(prefix="crossingnets-app-")  # kept by fresh_dir; removed at exit
+    files_root = tempfile.TemporaryDirectory(prefix="crossingnets-app-")  # removed at exit
+    pruned = [time.monotonic()]
 
     def fresh_dir() -> str:
+        if time.monotonic() - pruned[0] > PRUNE_EVERY_S:
+            pruned[0] = time.monotonic()
+            prune_folders(Path(files_root.name), file_lifetime_s)
         return tempfile.mkdtemp(dir=files_root.name)
 
     def png(image: Image.Image) -> str:

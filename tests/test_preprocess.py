@@ -99,3 +99,37 @@ def test_centre_outside_the_hand_gives_an_empty_crop_error():
 def test_intrinsics_reject_bad_focal_lengths():
     with pytest.raises(ValueError, match="focal"):
         Intrinsics(0.0, 500.0, 160, 120, 320, 240)
+
+
+def test_the_depth_range_ends_just_below_max_depth():
+    """Pixels nearer than max_depth_mm (2,000 by default) are hand candidates; at it, not."""
+    assert CropConfig().max_depth_mm == 2000.0
+    com = detect_center(box_frame(1999.5), CAM, CropConfig(cube_mm=300.0, crop_px=64))
+    assert com[2] == pytest.approx(1999.5)
+    with pytest.raises(NoHandError):
+        detect_center(box_frame(2000.0), CAM, CropConfig(cube_mm=300.0, crop_px=64))
+
+
+@pytest.mark.parametrize(("cube_mm", "crop_px"), [(0.0, 64), (300.0, 0), (-1.0, 64)])
+def test_crop_config_needs_a_positive_cube_and_size(cube_mm, crop_px):
+    with pytest.raises(ValueError, match="must be positive"):
+        CropConfig(cube_mm=cube_mm, crop_px=crop_px)
+
+
+def test_a_given_centre_needs_a_positive_depth():
+    with pytest.raises(ValueError, match=r"finite \(u, v, d\) with d > 0 mm"):
+        preprocess(box_frame(), CAM, CFG, np.array([324.5, 229.5, 0.0]))
+
+
+def test_a_window_of_the_frame_gives_the_frame_s_centre_and_crop():
+    """Detection and crop on a window (its origin given) equal those on the whole frame."""
+    frame = box_frame(600.0)
+    u0, v0 = 250, 150
+    window = frame[v0 : v0 + 200, u0 : u0 + 160]
+    np.testing.assert_allclose(
+        detect_center(window, CAM, CFG, origin_px=(u0, v0)), detect_center(frame, CAM, CFG), atol=1e-9
+    )
+    whole, part = preprocess(frame, CAM, CFG), preprocess(window, CAM, CFG, origin_px=(u0, v0))
+    np.testing.assert_array_equal(part.depth, whole.depth)
+    with pytest.raises(ValueError, match="leaves the 640x480 frame"):
+        detect_center(window, CAM, CFG, origin_px=(600, v0))

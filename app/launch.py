@@ -16,7 +16,10 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,42 @@ def create_app(
     return demo.queue(default_concurrency_limit=CONCURRENCY)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, for a server started next."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_subprocess(
+    cmd: list[str], port: int, env: dict[str, str] | None = None, startup_s: float = 300.0, **output: Any
+) -> Iterator[subprocess.Popen]:
+    """`cmd`, a command serving the app on 127.0.0.1:`port`, in a child process (`output`: Popen's
+    stdout / stderr); yields the process once the app answers, then stops it (terminate, kill after 30 s)."""
+    proc = subprocess.Popen(cmd, env=env, **output)
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(cmd)} exited with code {proc.returncode}")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the app did not answer within {startup_s:.0f} s") from None
+                time.sleep(0.5)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextlib.contextmanager
 def running_app(
     checkpoint: str | os.PathLike, host: str = "127.0.0.1", port: int | None = None
@@ -118,9 +157,7 @@ def running_app(
     temp_dir = tempfile.mkdtemp(prefix="crossingnets-app-")
     demo = create_app(checkpoint, temp_dir=temp_dir)
     if port is None:
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
+        port = free_port(host)
     demo.launch(**launch_options(host, port), prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://{host}:{port}/"

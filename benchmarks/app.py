@@ -30,13 +30,11 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -48,7 +46,15 @@ from crossingnets.explorer.latent import latent_from_sliders, latent_view
 from crossingnets.explorer.space import Explorer
 from crossingnets.explorer.upload import estimate_pose, upload_view
 from crossingnets.explorer.walk import run_walk, walk_figures, walk_gif, walk_latents, walk_view
-from crossingnets_app.launch import OFFLINE_ENV, TORCH_THREADS, bundled_checkpoint, launch_options, offline
+from crossingnets_app.launch import (
+    OFFLINE_ENV,
+    TORCH_THREADS,
+    app_subprocess,
+    bundled_checkpoint,
+    free_port,
+    launch_options,
+    offline,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
 UPLOAD = EXAMPLES / "synthetic_nyu_0.png"
@@ -317,36 +323,10 @@ def through_gradio(url: str, ex: Explorer, args: argparse.Namespace, alone: bool
 
 
 @contextlib.contextmanager
-def app_process(cmd: list[str], port: int, startup_s: float = 300.0) -> Iterator[str]:
+def app_process(cmd: list[str], port: int) -> Iterator[str]:
     """A server command (on `port`) in a child process; yields its URL once it answers, then stops it."""
-    proc = subprocess.Popen(cmd, env={**os.environ, **OFFLINE_ENV}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{' '.join(cmd)} exited with code {proc.returncode}")
-            try:
-                urllib.request.urlopen(url + "gradio_api/info", timeout=5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the app did not answer within {startup_s:.0f} s") from None
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    with app_subprocess(cmd, port, {**os.environ, **OFFLINE_ENV}, stdout=subprocess.DEVNULL):
+        yield f"http://127.0.0.1:{port}/"
 
 
 def app_command(checkpoint: Path, port: int) -> list[str]:

@@ -27,13 +27,11 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from crossingnets_app.launch import OFFLINE_ENV, bundled_checkpoint, offline
+from crossingnets_app.launch import OFFLINE_ENV, app_subprocess, bundled_checkpoint, free_port, offline
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
 GENERIC_ERROR = "has not enabled verbose error reporting"  # Gradio's text for an unhandled exception
@@ -189,36 +187,16 @@ def server(
     checkpoint: Path, tmp: Path, lifetime_s: int, startup_s: float = 300.0
 ) -> Iterator[tuple[str, int]]:
     """`crossingnets app` in a child process with its own temporary folder and a log; yields (url, pid)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, "-m", "crossingnets.cli", "app", "--checkpoint", str(checkpoint), "--port", str(port),
            "--file-lifetime", str(lifetime_s)]  # fmt: skip
     env = {**os.environ, **OFFLINE_ENV, "TMPDIR": str(tmp)}
     env.pop("GRADIO_TEMP_DIR", None)
-    with (tmp.parent / "server.log").open("w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"crossingnets app exited with code {proc.returncode}")
-            try:
-                urllib.request.urlopen(url + "gradio_api/info", timeout=5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"crossingnets app did not answer within {startup_s:.0f} s") from None
-                time.sleep(0.5)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with (
+        (tmp.parent / "server.log").open("w") as log,
+        app_subprocess(cmd, port, env, startup_s, stdout=log, stderr=subprocess.STDOUT) as proc,
+    ):
+        yield f"http://127.0.0.1:{port}/", proc.pid
 
 
 def load(url: str, api: dict, bad: list[Path], args: argparse.Namespace, pid: int, tmp: Path) -> dict:

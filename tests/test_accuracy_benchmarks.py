@@ -4,14 +4,12 @@ pure functions against hand-computed values, and each script once end to end on 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmark_scripts import load_script
 from PIL import Image
 
 from crossingnets.camera import uvd_to_xyz
@@ -21,31 +19,20 @@ from crossingnets.inference import HandPoseEstimator
 from crossingnets.models import CrossingNet, model_config
 from crossingnets.validation import validate
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _script(name: str):
-    """A benchmark script as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def pa():
-    return _script("pose_accuracy")
+    return load_script("pose_accuracy")
 
 
 @pytest.fixture(scope="module")
 def gen():
-    return _script("generator")
+    return load_script("generator")
 
 
 @pytest.fixture(scope="module")
 def tta():
-    return _script("time_to_accuracy")
+    return load_script("time_to_accuracy")
 
 
 def tiny_model(seed: int = 0) -> CrossingNet:

@@ -5,10 +5,10 @@ import; and the shared data folder is found by the one helper, `crossingnets.fil
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
@@ -68,20 +68,13 @@ def test_the_shared_data_folder_has_one_helper():
     assert not wrong, f"compute the shared data folder with crossingnets.files.shared_data_dir: {wrong}"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("quick", [False, True])
 def test_the_rerun_commands_parse(quick):
     """Every command of the idle-machine rerun names a benchmark and flags it accepts."""
-    rerun = _load("rerun")
+    rerun = load_script("rerun")
     for name, commands in rerun.BENCHMARKS.items():
         script, *flags = commands[quick].split()
-        module = _load(Path(script).stem)
+        module = load_script(Path(script).stem)
         try:
             module.get_args_parser().parse_args(flags)
         except SystemExit:
@@ -89,7 +82,7 @@ def test_the_rerun_commands_parse(quick):
 
 
 def test_rerun_reads_a_benchmarks_last_json_line():
-    rerun = _load("rerun")
+    rerun = load_script("rerun")
     assert rerun.last_json('progress\n{"fps": 1.5}\n') == {"fps": 1.5}
     assert rerun.last_json('{"fps": 1.5}\ntraceback\n') is None
     assert rerun.last_json("[1, 2]") is None and rerun.last_json("") is None

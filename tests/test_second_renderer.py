@@ -4,18 +4,14 @@ and reach the two stores through the shared preprocessing."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from benchmark_scripts import load_script
 
 from crossingnets.camera import Intrinsics, get_camera, uvd_to_xyz, xyz_to_uvd
 from crossingnets.data.store import load_arrays, read_info
 from crossingnets.files import write_uvd_text
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "second_renderer.py"
 HALF_NYU = Intrinsics(294.015, 293.535, 160.0, 120.0, 320, 240)  # NYU's Kinect at half resolution
 
 # An open right hand, palm to the camera, fingers up, in the renderer's palm frame (ulnar, distal,
@@ -29,12 +25,7 @@ OPEN_HAND_PALM_MM = np.array([
 
 @pytest.fixture(scope="module")
 def sr():
-    """The script as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("second_renderer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_script("second_renderer")
 
 
 def open_hand_xyz(depth_mm: float = 800.0) -> np.ndarray:

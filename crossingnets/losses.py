@@ -93,6 +93,12 @@ def masked_render_loss(depth: torch.Tensor, mask_logits: torch.Tensor, real: tor
     return bce + l1
 
 
+def keypoint_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of crop keypoints (B, J, 3): the skeleton generator's joints against the
+    labelled ones, so its bone maps sit where the crop's fingers are from the first steps."""
+    return (predicted.float() - target.float()).abs().mean()
+
+
 def pose_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared joint error (B, J, 3), pose units (the DeepPrior baseline's loss)."""
     return _sq_sum(predicted.float() - target.float())

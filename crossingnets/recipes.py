@@ -35,6 +35,7 @@ class TrainConfig(LossConfig):
     ema_decay: float = 0.0  # > 0: each stage ends on an exponential moving average of its weights
     # Epochs of every stage are len(train) / batch_size steps (see Trainer.steps_per_epoch).
     epochs_vae: int = 100  # pose VAE epochs (labeled poses)
+    epochs_render: int = 0  # generator + Ali as a renderer of labeled poses (VAE frozen)
     epochs_gan: int = 20  # depth GAN epochs (the image pool)
     epochs_joint: int = 20  # joint epochs (labeled frames and the image pool)
     epochs_supervised: int = 20  # baselines' epochs (labeled frames)

@@ -19,7 +19,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -31,7 +31,14 @@ from crossingnets.data.store import read_info
 from crossingnets.data.training import load_data
 from crossingnets.distributed import Dist, init_distributed
 from crossingnets.files import atomic_output
-from crossingnets.models import GAN_LOSSES, MODELS, CrossingNetConfig, LatentPoseModel, model_config
+from crossingnets.models import (
+    GAN_LOSSES,
+    GEN_ARCHS,
+    MODELS,
+    CrossingNetConfig,
+    LatentPoseModel,
+    model_config,
+)
 from crossingnets.recipes import TRAIN_PRESETS, TrainConfig, data_options, train_config
 from crossingnets.trainer import CHECKPOINT_FILE, Trainer
 
@@ -44,6 +51,26 @@ def _load_init(path: str | os.PathLike) -> tuple[str, CrossingNetConfig, dict[st
         return model.kind, model.config, model.state_dict()
     state = load_training_state(path / CHECKPOINT_FILE if path.is_dir() else path)
     return state["train_config"]["model"], CrossingNetConfig.from_dict(state["model_config"]), state["model"]
+
+
+def _init_model(
+    kind: str, mcfg: CrossingNetConfig, weights: dict[str, torch.Tensor], new_generator: dict[str, Any] | None
+) -> LatentPoseModel:
+    """The init's model with its weights, or with a fresh generator of the `new_generator` fields."""
+    if not new_generator:
+        model = MODELS[kind](mcfg)
+        model.load_state_dict(weights, strict=True)
+        return model
+    if kind != "crossingnet":
+        raise ValueError(f"--new-generator: a {kind} model has no generator")
+    model = MODELS[kind](replace(mcfg, **new_generator))
+    kept = {k: v for k, v in weights.items() if not k.startswith("generator.")}
+    missing, unexpected = model.load_state_dict(kept, strict=False)
+    if unexpected or any(not k.startswith("generator.") for k in missing):
+        raise ValueError(
+            f"--init weights do not fit the model outside its generator: {unexpected or missing}"
+        )
+    return model
 
 
 @contextlib.contextmanager
@@ -63,13 +90,15 @@ def train(
     unlabeled: str | os.PathLike | None = None,
     val: str | os.PathLike | None = None,
     init: str | os.PathLike | None = None,
+    new_generator: dict[str, Any] | None = None,
     device: str = "auto",
     max_steps: int | None = None,
     progress: bool = True,
     tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Train a new run in folder `out` (which must not hold a checkpoint); returns a summary dict
-    (`finished`, `global_step`, last `val_mm`)."""
+    (`finished`, `global_step`, last `val_mm`). `new_generator` (with `init`): model config fields
+    of a fresh generator (`gen_arch`, `gen_width`) that replaces the init's; every other weight loads."""
     out = Path(out)
     if (out / CHECKPOINT_FILE).exists():
         raise FileExistsError(
@@ -90,8 +119,7 @@ def train(
         if kind != cfg.model or any(getattr(mcfg, k) != v for k, v in store.items()):
             raise ValueError(f"--init {init} holds a {kind} model for {mcfg.convention}/{mcfg.crop_px} px; "
                              f"this run trains a {cfg.model} on {store}")  # fmt: skip
-        model = MODELS[kind](mcfg)
-        model.load_state_dict(weights, strict=True)
+        model = _init_model(kind, mcfg, weights, new_generator)
     d = load_data(data, unlabeled, val, model.config.pose_unit_mm, **data_options(cfg))
     with _run_folder(out, ddp):
         if ddp.main:
@@ -164,6 +192,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--init", help="start from these weights (run folder, checkpoint.pt or released model folder)"
     )
+    p.add_argument(
+        "--new-generator",
+        choices=GEN_ARCHS,
+        help="with --init: replace its generator by a fresh one of this architecture (train it with --stage render)",
+    )
+    p.add_argument(
+        "--new-generator-width", type=int, help="with --new-generator: its width (default: the init's)"
+    )
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     p.add_argument(
         "--max-steps", type=int, help="stop (with a checkpoint) after this many steps; --resume continues"
@@ -219,6 +255,15 @@ def main(args: argparse.Namespace) -> int:
     else:
         if args.data is None:
             raise SystemExit("crossingnets train: --data is required (unless --resume)")
+        if (args.new_generator or args.new_generator_width) and not args.init:
+            raise SystemExit(
+                "crossingnets train: --new-generator replaces the generator of --init; give --init"
+            )
+        if args.new_generator_width and not args.new_generator:
+            raise SystemExit("crossingnets train: --new-generator-width needs --new-generator")
+        new_generator = {"gen_arch": args.new_generator} if args.new_generator else None
+        if new_generator and args.new_generator_width:
+            new_generator["gen_width"] = args.new_generator_width
         summary = train(
             config_from_args(args),
             args.data,
@@ -226,6 +271,7 @@ def main(args: argparse.Namespace) -> int:
             unlabeled=args.unlabeled,
             val=args.val,
             init=args.init,
+            new_generator=new_generator,
             **common,
         )
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process

@@ -383,3 +383,29 @@ def test_rotation_augmentation_turns_each_crop_with_its_joints(store: Path, tmp_
     gap = lambda x: (x[..., centre, centre] - a["depth"][..., centre, centre]).abs().mean()  # noqa: E731
     assert gap(turn_crops(b["depth"], -per_frame)) < 0.5 * gap(turn_crops(b["depth"], per_frame))
     torch.testing.assert_close(turned._batch("labeled")["depth"], b["depth"])  # seeded by the step
+
+
+def test_new_generator_replaces_only_the_generator_and_render_trains_only_it(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`--stage render --init A --new-generator skeleton`: A's VAE and discriminator carry over bit
+    for bit, a fresh skeleton generator and Ali learn to draw the labeled crops."""
+    base = ["train", "--data", str(store), "--preset", "tiny-release", "--no-progress", "--lr", "3e-3"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli.main([*base, "--out", str(a), "--stage", "vae"]) == 0
+    render = [*base, "--out", str(b), "--stage", "render", "--epochs-render", "12", "--init", str(a)]
+    assert cli.main([*render, "--new-generator", "skeleton", "--new-generator-width", "6"]) == 0
+    wa, wb = _weights(a), _weights(b)
+    assert not any(k.startswith("generator.keypoint_head") for k in wa)
+    assert wb["generator.body.0.weight"].shape[0] == 6
+    for k, v in wa.items():
+        if k.startswith(("vae.", "discriminator.")):
+            assert torch.equal(v, wb[k]), k
+    assert not torch.equal(wa["align.fc.weight"], wb["align.fc.weight"])
+    lines = [m for m in _metrics(b) if not m.get("ema")]
+    assert lines[-1]["loss_recons"] < 0.8 * lines[0]["loss_recons"]
+    assert LatentPoseModel.from_pretrained(b / "model").config.gen_arch == "skeleton"
+    with pytest.raises(SystemExit, match="give --init"):
+        cli.main([*base, "--out", str(tmp_path / "c"), "--new-generator", "skeleton"])
+    with pytest.raises(SystemExit, match="needs --new-generator"):
+        cli.main([*base, "--out", str(tmp_path / "c"), "--init", str(a), "--new-generator-width", "4"])

@@ -3,6 +3,7 @@ holds what they share (config, interface, the registry `MODELS` of model kinds).
 
 from crossingnets.models.base import (
     GAN_LOSSES,
+    GEN_ARCHS,
     MODELS,
     PRESETS,
     CrossingNetConfig,
@@ -19,6 +20,7 @@ from crossingnets.models.pose_vae import PoseVAE
 
 __all__ = [
     "GAN_LOSSES",
+    "GEN_ARCHS",
     "MODELS",
     "PRESETS",
     "CrossingNet",

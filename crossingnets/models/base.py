@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 
 ARCHS = ("paper", "resnet")
+GEN_ARCHS = ("upsampling", "skeleton")  # resnet generators: models/resnet.py, models/skeleton.py
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class CrossingNetConfig:
     width: int = 16  # resnet: discriminator trunk width w (GAN/smoothness heads 2w, posterior 4w-16w)
     gen_width: int = 8  # resnet: generator's last width (its first is 8x)
     gen_mask: bool = True  # resnet: the generator draws a hand mask beside the depth (False: depth only)
+    gen_arch: str = "upsampling"  # resnet generator: upsampling (FC + upsampling) | skeleton (keypoint maps)
     posterior_hidden: int = 1024  # resnet: hidden width of the posterior head's top
     recenter_passes: int = 0  # inference: re-crops on the predicted palm (release data: palm-centred crops)
     test_rotations: int = 1  # inference: crops turned in-plane this many ways, joints averaged (rotation.py)
@@ -61,6 +63,10 @@ class CrossingNetConfig:
             raise ValueError(f"test_rotations must be an odd count >= 1, got {self.test_rotations}")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.gen_arch not in GEN_ARCHS:
+            raise ValueError(f"gen_arch must be one of {GEN_ARCHS}, got {self.gen_arch!r}")
+        if self.gen_arch == "skeleton" and not (self.arch == "resnet" and self.gen_mask):
+            raise ValueError("gen_arch skeleton needs arch resnet and gen_mask (it draws a mask)")
         if self.arch == "paper" and self.head_layers < 1:
             raise ValueError(
                 f"crop_px {self.crop_px} leaves no head layer after {self.trunk_layers} trunk layers "
@@ -161,6 +167,7 @@ class LossConfig:
     recons_fg_weight: float = 4.0  # paper generator, release stages: extra L1 weight of hand pixels
     gan_every: int = 4  # adversarial stage: the GAN and L_smo terms on every k-th step
     render_every: int = 1  # posterior stage: a generator step on every k-th step (costs ~1 posterior step)
+    w_keypoints: float = 1.0  # skeleton generator: weight of its keypoints' L1 error (crop units)
 
     def __post_init__(self) -> None:
         if self.gan_every < 1 or self.render_every < 1:

@@ -10,6 +10,8 @@ discriminator and generator steps). The release recipe (issue 11) replaces `gan`
 `posterior` (the posterior head through the frozen VAE decoder, and the generator as a renderer
 of labeled poses: neither needs the other, so all of the budget trains them) and `adversarial`
 (the paper's GAN and L_smo terms added on every k-th step, the image pool as the real side).
+`render` trains the generator and Ali alone as a renderer of labeled poses (a new generator for a
+trained model, or beside the posterior stage: both need only the VAE).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import torch
 from torch import nn
 
 from crossingnets import losses as L
+from crossingnets.hand.conventions import get_convention
 from crossingnets.models.base import CrossingNetConfig, LatentPoseModel, LossConfig, TrainStep
 from crossingnets.models.batchnorm import running_stats_frozen
 from crossingnets.models.discriminator import Discriminator
 from crossingnets.models.generator import Generator, LatentAlign
 from crossingnets.models.pose_vae import PoseVAE
 from crossingnets.models.resnet import ResNetDiscriminator, UpsamplingGenerator, compose
+from crossingnets.models.skeleton import SkeletonGenerator
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -76,14 +80,19 @@ class CrossingNet(VAELatentModel):
     """Pose VAE + Ali + Generator + Discriminator sharing the latent z_y (B, 23 in the paper)."""
 
     kind = "crossingnet"
-    stages = ("vae", "gan", "posterior", "joint", "adversarial")
+    stages = ("vae", "render", "gan", "posterior", "joint", "adversarial")
 
     def __init__(self, config: CrossingNetConfig) -> None:
         super().__init__(config)
         c = config
         self.align = LatentAlign(c.latent_dims)
         if c.arch == "resnet":
-            self.generator: nn.Module = UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
+            bones = get_convention(c.convention).bones
+            self.generator: nn.Module = (
+                SkeletonGenerator(c.latent_dims, c.gen_width, c.crop_px, bones, c.num_joints)
+                if c.gen_arch == "skeleton"
+                else UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
+            )
             self.discriminator: nn.Module = ResNetDiscriminator(
                 c.width, c.crop_px, c.latent_dims, c.posterior_hidden, c.smo_hidden
             )
@@ -122,6 +131,8 @@ class CrossingNet(VAELatentModel):
         """gan: the discriminator's trunk and GAN head, the generator. joint: the discriminator,
         and Ali + generator + VAE; during the warm-up, its posterior/smoothness heads and Ali."""
         d = self.discriminator
+        if stage == "render":
+            return {"g": [*self.generator.parameters(), *self.align.parameters()]}
         if stage == "gan":
             return {"d": [*d.trunk.parameters(), *d.gan.parameters()], "g": list(self.generator.parameters())}
         if stage in ("posterior", "adversarial"):
@@ -237,12 +248,28 @@ class CrossingNet(VAELatentModel):
             "pos": L.posterior_loss(z, target),
         }
 
+    def crop_keypoints(self, joints: torch.Tensor) -> torch.Tensor:
+        """Joints around the crop centre (B, J, 3), pose units -> the skeleton generator's crop
+        coordinates, in units of the cube's half side (u along x, v along y, depth along z). The
+        crop's perspective moves a joint by ~1 px more (test set: mean 1.0-1.4 px); a latent that
+        does not know where the crop sits in the frame cannot tell that part."""
+        c = self.config
+        return joints * (c.pose_unit_mm / (0.5 * c.cube_mm))
+
     def _render_with_loss(
-        self, cfg: LossConfig, latent: torch.Tensor, real: torch.Tensor
+        self, cfg: LossConfig, latent: torch.Tensor, real: torch.Tensor, joints: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Crops rendered from latents (B', L) and the reconstruction loss of the first B (the real
-        crops (B, 1, S, S)): mask + depth for the release generator, weighted L1 for the paper's."""
+        crops (B, 1, S, S), their joints (B, J, 3) around the crop centre in pose units): mask +
+        depth (+ keypoints) for the release generators, weighted L1 for the paper's."""
         b = real.shape[0]
+        if isinstance(self.generator, SkeletonGenerator):
+            keypoints = self.generator.keypoints(self.align(latent))
+            depth, mask = self.generator.draw(keypoints)
+            loss = L.masked_render_loss(depth[:b], mask[:b], real)
+            return compose(depth, mask), loss + cfg.w_keypoints * L.keypoint_loss(
+                keypoints[:b], self.crop_keypoints(joints)
+            )
         if isinstance(self.generator, UpsamplingGenerator) and self.generator.mask:
             depth, mask = self.generator.forward_parts(self.align(latent))
             return compose(depth, mask), L.masked_render_loss(depth[:b], mask[:b], real)
@@ -257,8 +284,16 @@ class CrossingNet(VAELatentModel):
         out = self._posterior_terms(c, self.discriminator.forward_trunk(x), joints, target)
         step.optimise("d", c.w_joints * out["joints"] + c.w_pos * out["pos"])
         if step.stage_step % c.render_every == 0:
-            out["recons"] = self._render_with_loss(c, target, x)[1]
+            out["recons"] = self._render_with_loss(c, target, x, joints)[1]
             step.optimise("g", c.w_recons * out["recons"])
+        return out
+
+    def step_render(self, step: TrainStep) -> dict[str, torch.Tensor]:
+        """The generator and Ali alone, as a renderer of the labeled poses: they need only the
+        VAE's latents, so this stage can run beside the posterior stage, or replace a generator."""
+        x, joints, target = self._labeled_targets(step)
+        out = {"recons": self._render_with_loss(step.cfg, target, x, joints)[1]}
+        step.optimise("g", step.cfg.w_recons * out["recons"])
         return out
 
     def step_adversarial(self, step: TrainStep) -> dict[str, torch.Tensor]:
@@ -271,12 +306,12 @@ class CrossingNet(VAELatentModel):
         total = c.w_joints * out["joints"] + c.w_pos * out["pos"]
         if step.stage_step % c.gan_every:
             step.optimise("d", total)
-            out["recons"] = self._render_with_loss(c, target, x)[1]
+            out["recons"] = self._render_with_loss(c, target, x, joints)[1]
             step.optimise("g", c.w_recons * out["recons"])
             return out
         b = x.shape[0]
         z_r = L.convex_mixtures(target, c.num_mixed, step.rng)
-        rendered, recons = self._render_with_loss(c, torch.cat([target, z_r]), x)
+        rendered, recons = self._render_with_loss(c, torch.cat([target, z_r]), x, joints)
         rendered = rendered.contiguous(memory_format=step.memory_format)
         with running_stats_frozen(d):
             h_fake = d.forward_trunk(rendered.detach())

@@ -1,0 +1,93 @@
+"""The skeleton generator: bone maps at the right pixels and depths, keypoints in crop units."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from crossingnets import losses as L
+from crossingnets.models import CrossingNet, CrossingNetConfig, model_config
+from crossingnets.models.skeleton import MIN_EXPONENT, SkeletonGenerator, bone_maps
+
+BONE = ((0, 1),)
+
+
+def _keypoints(*points: tuple[float, float, float]) -> torch.Tensor:
+    return torch.tensor([points], dtype=torch.float32)  # (1, J, 3)
+
+
+def test_bone_map_lights_the_segment_with_depth_along_it() -> None:
+    """A horizontal bone across the left half, 8 px maps: near 1 on its pixels, fading off it,
+    the depth channel interpolating its ends' depths."""
+    size, sigma = 8, 0.25
+    maps = bone_maps(_keypoints((-0.875, -0.125, 0.2), (-0.125, -0.125, 0.6)), BONE, size, sigma)
+    assert maps.shape == (1, 2, size, size)
+    near, depth = maps[0, 0], maps[0, 1]
+    # pixel centres are at -0.875, -0.625, ... ; the bone runs along row 3 (v = -0.125), columns 0-3
+    torch.testing.assert_close(near[3, :4], torch.ones(4))
+    assert near[3, 7] < near[3, 5] < near[3, 4] < 1.0  # past its end, fading with the distance
+    dist = 0.25  # one row away
+    torch.testing.assert_close(near[2, 1], torch.tensor(math.exp(-0.5 * (dist / sigma) ** 2)))
+    torch.testing.assert_close(depth[3, :4], torch.tensor([0.2, 0.2 + 0.4 / 3, 0.2 + 0.8 / 3, 0.6]))
+    torch.testing.assert_close(depth[3, 6], 0.6 * near[3, 6])  # beyond the end: the end's depth
+
+
+def test_bone_map_orientation_u_is_columns_v_is_rows() -> None:
+    maps = bone_maps(_keypoints((0.8, -0.8, 0.0), (0.9, -0.8, 0.0)), BONE, 16, 0.1)[0, 0]
+    row, col = divmod(int(maps.argmax()), 16)
+    assert col >= 14 and row <= 1  # right (u = +0.8..0.9), top (v = -0.8)
+
+
+def test_bone_maps_stay_normal_floats_and_pass_gradients() -> None:
+    """Far from every bone the map is exp(MIN_EXPONENT), not a subnormal float (which made the
+    convolutions several times slower), and the keypoints get gradients through the maps."""
+    kp = _keypoints((-0.9, -0.9, 0.0), (-0.8, -0.9, 0.0)).requires_grad_()
+    maps = bone_maps(kp, BONE, 32, 0.05)
+    assert maps[0, 0].min().item() == pytest.approx(math.exp(MIN_EXPONENT), rel=1e-3)
+    assert (maps[0, 0] >= torch.finfo(torch.float32).tiny).all()
+    maps[0, 0, 0, 2].backward()  # a pixel just right of the bone's start, in the Gaussian's slope
+    assert kp.grad.abs().sum() > 0
+
+
+def test_generator_draws_a_mask_and_depth_from_its_keypoints() -> None:
+    torch.manual_seed(0)
+    gen = SkeletonGenerator(latent_dims=11, width=4, crop_px=16, bones=((0, 1), (1, 2)), num_joints=3)
+    latent = torch.randn(5, 11)
+    kp = gen.keypoints(latent)
+    assert kp.shape == (5, 3, 3)
+    depth, mask = gen.forward_parts(latent)
+    assert depth.shape == mask.shape == (5, 1, 16, 16) and depth.abs().max() < 1.0
+    torch.testing.assert_close(gen.draw(kp)[1], mask)
+    gen.eval()
+    depth, mask = gen.forward_parts(latent)
+    torch.testing.assert_close(gen(latent), torch.where(mask > 0, depth, torch.ones_like(depth)))  # hard mask
+    with pytest.raises(ValueError, match="even"):
+        SkeletonGenerator(11, 4, 15, ((0, 1),), 2)
+
+
+def test_config_picks_and_checks_the_generator() -> None:
+    net = CrossingNet(model_config("tiny-release", gen_arch="skeleton", convention="nyu"))
+    assert isinstance(net.generator, SkeletonGenerator) and len(net.generator.bones) == 13
+    with pytest.raises(ValueError, match="gen_arch must be one of"):
+        CrossingNetConfig(arch="resnet", gen_arch="transposed")
+    with pytest.raises(ValueError, match="needs arch resnet"):
+        CrossingNetConfig(gen_arch="skeleton")  # the paper's networks
+    with pytest.raises(ValueError, match="needs arch resnet"):
+        CrossingNetConfig(arch="resnet", gen_mask=False, gen_arch="skeleton")
+
+
+def test_crop_keypoints_are_joints_in_half_cube_units() -> None:
+    """A joint 50 mm right of, 25 mm below and 150 mm behind the crop centre of a 300 mm cube."""
+    net = CrossingNet(model_config("tiny-release", gen_arch="skeleton", cube_mm=300.0, pose_unit_mm=50.0))
+    joints = torch.tensor([[[1.0, 0.5, 3.0]]])  # pose units
+    torch.testing.assert_close(net.crop_keypoints(joints), torch.tensor([[[1 / 3, 1 / 6, 1.0]]]))
+
+
+def test_keypoint_loss_is_the_mean_absolute_error() -> None:
+    a = torch.zeros(2, 3, 3)
+    b = torch.zeros(2, 3, 3)
+    b[0, 0, 0], b[1, 2, 1] = 0.9, -0.3
+    assert L.keypoint_loss(a, a) == 0
+    assert L.keypoint_loss(a, b) == pytest.approx(1.2 / 18)

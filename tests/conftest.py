@@ -51,6 +51,20 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+@pytest.fixture(scope="module")
+def fuzz_warm() -> None:
+    """The fuzz modules' numba steps compiled before their first deadline (tests/fuzzing.py)."""
+    from fuzzing import warm_up
+
+    warm_up()
+
+
+@pytest.fixture(scope="module")
+def fuzz_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder per fuzz module for the files its examples write."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
 def write_toy_store(
     path: Path, num_frames: int, crop_px: int = 32, seed: int = 0, convention: str = "icvl"
 ) -> Path:

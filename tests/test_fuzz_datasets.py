@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_toy_store
-from fuzzing import clear_outcome, fuzz_settings, mutated, timeout, warm_up
+from fuzzing import clear_outcome, fuzz_settings, mutated, timeout
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -35,17 +35,7 @@ CROP = CropConfig(cube_mm=250.0, crop_px=16)
 # Label values: mostly plausible uvd (or MSRA xyz), sometimes anything a corrupt file can hold.
 LABEL_VALUES = st.one_of(st.floats(-1000, 1000), st.floats(allow_nan=True, allow_infinity=True))
 
-pytestmark = timeout()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm() -> None:
-    warm_up()
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz")
+pytestmark = [timeout(), pytest.mark.usefixtures("fuzz_warm")]
 
 
 def _file_bytes(write, name: str, *args) -> bytes:
@@ -81,8 +71,8 @@ NYU_PNG = _file_bytes(write_nyu_png, "depth.png", _frame_mm(480, 640))
 
 @fuzz_settings()
 @given(version=st.sampled_from(sorted(MAT_BASES)), data=st.data())
-def test_nyu_joint_data_mutated(folder, version, data):
-    path = folder / "joint_data.mat"
+def test_nyu_joint_data_mutated(fuzz_folder, version, data):
+    path = fuzz_folder / "joint_data.mat"
     path.write_bytes(data.draw(mutated(MAT_BASES[version], header_bytes=1024)))
     uvd = clear_outcome(lambda: read_joint_uvd(path), str(path))
     if isinstance(uvd, np.ndarray):
@@ -90,9 +80,9 @@ def test_nyu_joint_data_mutated(folder, version, data):
 
 
 @pytest.fixture(scope="module")
-def nyu_root(folder: Path) -> Path:
-    (folder / "nyu" / "test").mkdir(parents=True)
-    return folder / "nyu"
+def nyu_root(fuzz_folder: Path) -> Path:
+    (fuzz_folder / "nyu" / "test").mkdir(parents=True)
+    return fuzz_folder / "nyu"
 
 
 @fuzz_settings(scale=0.5)
@@ -127,11 +117,11 @@ LABEL_LINES = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def icvl_root(folder: Path) -> Path:
-    depth = folder / "icvl" / "Testing" / "Depth" / ICVL_NAME
+def icvl_root(fuzz_folder: Path) -> Path:
+    depth = fuzz_folder / "icvl" / "Testing" / "Depth" / ICVL_NAME
     depth.parent.mkdir(parents=True)
     Image.fromarray(_frame_mm(240, 320).astype(np.uint16)).save(depth)
-    return folder / "icvl"
+    return fuzz_folder / "icvl"
 
 
 @fuzz_settings()
@@ -169,8 +159,8 @@ XYZ_LINE = st.lists(LABEL_VALUES, min_size=63, max_size=63).map(lambda v: " ".jo
     lines=st.lists(st.one_of(XYZ_LINE, LABEL_LINES), max_size=3),
     depth=st.one_of(st.just(MSRA_BIN), mutated(MSRA_BIN, header_bytes=24)),
 )
-def test_msra_joint_txt_and_bin(folder, count, lines, depth):
-    gesture = folder / "msra" / "P0" / "1"
+def test_msra_joint_txt_and_bin(fuzz_folder, count, lines, depth):
+    gesture = fuzz_folder / "msra" / "P0" / "1"
     gesture.mkdir(parents=True, exist_ok=True)
     path = gesture / "joint.txt"
     path.write_text("\n".join([count, *lines]) + "\n", encoding="utf-8", errors="surrogatepass")
@@ -181,7 +171,7 @@ def test_msra_joint_txt_and_bin(folder, count, lines, depth):
         assert isinstance(label, str) or (label.shape == (21, 3) and np.isfinite(label).all())
     for i in range(len(labels)):
         (gesture / msra.depth_file_name(i)).write_bytes(depth)
-    reader = MsraReader(folder / "msra", "test", "P0")
+    reader = MsraReader(fuzz_folder / "msra", "test", "P0")
     for i in range(len(reader)):
         check_frame(clear_outcome(lambda i=i: reader.load(i), (str(path), msra.depth_file_name(i))), 21)
 
@@ -189,8 +179,8 @@ def test_msra_joint_txt_and_bin(folder, count, lines, depth):
 # -- what the readers share -------------------------------------------------------------------------
 @fuzz_settings()
 @given(data=st.one_of(mutated(NYU_PNG), st.binary(max_size=2000)))
-def test_read_image_array(folder, data):
-    path = folder / "image.png"
+def test_read_image_array(fuzz_folder, data):
+    path = fuzz_folder / "image.png"
     path.write_bytes(data)
     pixels = clear_outcome(lambda: read_image_array(path, (640, 480)), str(path), max_mb=32)
     if isinstance(pixels, ValueError):
@@ -219,16 +209,16 @@ STORE = _file_bytes(write_toy_store, "toy.h5", 8, 16)
 
 
 @pytest.fixture(scope="module")
-def store_contents(folder: Path) -> tuple[dict, dict]:
-    (folder / "store_ok.h5").write_bytes(STORE)
-    return read_info(folder / "store_ok.h5").attrs, load_arrays(folder / "store_ok.h5")
+def store_contents(fuzz_folder: Path) -> tuple[dict, dict]:
+    (fuzz_folder / "store_ok.h5").write_bytes(STORE)
+    return read_info(fuzz_folder / "store_ok.h5").attrs, load_arrays(fuzz_folder / "store_ok.h5")
 
 
 @fuzz_settings()
 @given(data=mutated(STORE, header_bytes=2048))
-def test_store_mutated_reads_back_exactly_or_not_at_all(folder, store_contents, data):
+def test_store_mutated_reads_back_exactly_or_not_at_all(fuzz_folder, store_contents, data):
     """Checksums (metadata, every chunk) and strings inside their attributes: damage is detected."""
-    path = folder / "store.h5"
+    path = fuzz_folder / "store.h5"
     path.write_bytes(data)
     arrays = clear_outcome(lambda: (read_info(path).attrs, load_arrays(path)), str(path))
     if isinstance(arrays, ValueError):
@@ -245,13 +235,13 @@ def test_store_mutated_reads_back_exactly_or_not_at_all(folder, store_contents, 
     labels=hnp.arrays(np.float64, (1, 2, 36, 3), elements=LABEL_VALUES),
     center=st.sampled_from(["detect", "labels"]),
 )
-def test_convert_skips_bad_frames_whatever_their_labels(folder, nyu_root, labels, center):
+def test_convert_skips_bad_frames_whatever_their_labels(fuzz_folder, nyu_root, labels, center):
     """`--skip-bad` leaves out what is bad: a store of the good frames, or an error if none is."""
     split = nyu_root / "test"
     write_joint_data(split / "joint_data.mat", labels, "v5")
     for i in range(2):
         (split / f"depth_1_{i + 1:07d}.png").write_bytes(NYU_PNG)
-    out = folder / "converted.h5"
+    out = fuzz_folder / "converted.h5"
     report = clear_outcome(
         lambda: convert_frames(NyuReader(nyu_root, "test"), out, CROP, {}, center=center, skip_bad=True, overwrite=True),
         str(out),
@@ -260,15 +250,15 @@ def test_convert_skips_bad_frames_whatever_their_labels(folder, nyu_root, labels
         assert report.num_frames + len(report.skipped) == 2 and read_info(out).num_frames == report.num_frames
 
 
-def test_mutations_start_from_files_the_readers_accept(folder):
+def test_mutations_start_from_files_the_readers_accept(fuzz_folder):
     """The fuzzed files are mutations of good ones (else every input would be an error)."""
     for version, data in MAT_BASES.items():
-        (folder / f"{version}.mat").write_bytes(data)
-        np.testing.assert_array_equal(read_joint_uvd(folder / f"{version}.mat"), JOINT_UVD[0])
-    (folder / "store_ok.h5").write_bytes(STORE)
-    assert load_arrays(folder / "store_ok.h5")["depth"].shape == (8, 1, 16, 16)
-    assert read_info(folder / "store_ok.h5").attrs["source"] == "toy"
-    (folder / "ok.bin").write_bytes(MSRA_BIN)
-    assert msra.read_depth_bin(folder / "ok.bin", CAMERAS["msra"]).max() == 350.0
-    (folder / "ok.png").write_bytes(NYU_PNG)
-    assert read_image_array(folder / "ok.png").shape == (480, 640, 3)
+        (fuzz_folder / f"{version}.mat").write_bytes(data)
+        np.testing.assert_array_equal(read_joint_uvd(fuzz_folder / f"{version}.mat"), JOINT_UVD[0])
+    (fuzz_folder / "store_ok.h5").write_bytes(STORE)
+    assert load_arrays(fuzz_folder / "store_ok.h5")["depth"].shape == (8, 1, 16, 16)
+    assert read_info(fuzz_folder / "store_ok.h5").attrs["source"] == "toy"
+    (fuzz_folder / "ok.bin").write_bytes(MSRA_BIN)
+    assert msra.read_depth_bin(fuzz_folder / "ok.bin", CAMERAS["msra"]).max() == 350.0
+    (fuzz_folder / "ok.png").write_bytes(NYU_PNG)
+    assert read_image_array(fuzz_folder / "ok.png").shape == (480, 640, 3)

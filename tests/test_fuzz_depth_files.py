@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzzing import EDGE_FLOATS, clear_outcome, fuzz_settings, mutated, timeout, warm_up
+from fuzzing import EDGE_FLOATS, clear_outcome, fuzz_settings, mutated, timeout
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -26,17 +26,7 @@ from crossingnets.data.depth_file import DEFAULT_LIMITS, camera_for, load_depth,
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples"
 SUFFIXES = [".png", ".npy", ".bin", ".PNG", ".tif", ".jpg", ""]
 
-pytestmark = timeout()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm() -> None:
-    warm_up()
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz")
+pytestmark = [timeout(), pytest.mark.usefixtures("fuzz_warm")]
 
 
 def _frame(height: int = 48, width: int = 64) -> np.ndarray:
@@ -76,9 +66,9 @@ BASES = {
 }
 
 
-def check_load(folder: Path, name: str, data: bytes) -> None:
+def check_load(fuzz_folder: Path, name: str, data: bytes) -> None:
     """The contract of `load_depth` on one file: a valid frame, or a DepthImageError naming it."""
-    path = folder / name
+    path = fuzz_folder / name
     path.write_bytes(data)
     depth = clear_outcome(lambda: load_depth(path), name)
     if isinstance(depth, ValueError):
@@ -92,14 +82,14 @@ def check_load(folder: Path, name: str, data: bytes) -> None:
 
 @fuzz_settings()
 @given(name=st.sampled_from(sorted(BASES)), data=st.data())
-def test_mutated_real_files(folder, name, data):
-    check_load(folder, name, data.draw(mutated(BASES[name])))
+def test_mutated_real_files(fuzz_folder, name, data):
+    check_load(fuzz_folder, name, data.draw(mutated(BASES[name])))
 
 
 @fuzz_settings()
 @given(suffix=st.sampled_from(SUFFIXES), data=st.binary(max_size=4096))
-def test_random_bytes(folder, suffix, data):
-    check_load(folder, f"random{suffix}", data)
+def test_random_bytes(fuzz_folder, suffix, data):
+    check_load(fuzz_folder, f"random{suffix}", data)
 
 
 MODES = {  # PIL mode -> numpy dtype and channels of its pixels
@@ -116,7 +106,7 @@ MODES = {  # PIL mode -> numpy dtype and channels of its pixels
     suffix=st.sampled_from([".png", ".tif", ".jpg"]),
     data=st.data(),
 )
-def test_images_of_every_mode_and_format(folder, mode, fmt, suffix, data):
+def test_images_of_every_mode_and_format(fuzz_folder, mode, fmt, suffix, data):
     dtype, channels = MODES[mode]
     shape = data.draw(st.tuples(st.integers(1, 40), st.integers(1, 40)))
     pixels = data.draw(hnp.arrays(dtype, (*shape, channels) if channels else shape))
@@ -124,7 +114,7 @@ def test_images_of_every_mode_and_format(folder, mode, fmt, suffix, data):
         encoded = _png_bytes(pixels, fmt, palette=mode == "P")
     except (OSError, ValueError, KeyError, TypeError):
         assume(False)  # PIL cannot write this mode in this format
-    check_load(folder, f"image{suffix}", encoded)
+    check_load(fuzz_folder, f"image{suffix}", encoded)
 
 
 @fuzz_settings()
@@ -136,12 +126,12 @@ def test_images_of_every_mode_and_format(folder, mode, fmt, suffix, data):
     values=st.lists(st.floats(width=32), max_size=600),
     extra=st.integers(-8, 8),
 )  # fmt: skip
-def test_msra_bin_headers(folder, header, values, extra):
+def test_msra_bin_headers(fuzz_folder, header, values, extra):
     width, height, left, top, right, bottom = header
     box = max(right - left, 0) * max(bottom - top, 0)
     body = np.resize(np.asarray(values or [0.0], "<f4"), max(0, min(box, 4096) + extra))
     data = np.array(header, "<u4").tobytes() + body.tobytes()
-    check_load(folder, "000001_depth.bin", data)
+    check_load(fuzz_folder, "000001_depth.bin", data)
 
 
 DESCRS = ["<f4", "<f8", ">f4", "<f2", "<u2", "<i8", "<u8", "|b1", "<c8", "|O", "<U3", "|V4", "[('a', '<f4')]"]
@@ -155,11 +145,11 @@ DESCRS = ["<f4", "<f8", ">f4", "<f2", "<u2", "<i8", "<u8", "|b1", "<c8", "|O", "
     body=st.binary(max_size=4096),
     version=st.sampled_from([b"\x01\x00", b"\x02\x00", b"\x03\x00", b"\x09\x00"]),
 )
-def test_npy_headers(folder, descr, fortran, shape, body, version):
+def test_npy_headers(fuzz_folder, descr, fortran, shape, body, version):
     text = f"{{'descr': {descr if descr.startswith('[') else repr(descr)}, 'fortran_order': {fortran}, 'shape': {tuple(shape)}, }}"
     text = text.ljust(118) + "\n"
     size = len(text).to_bytes(2 if version == b"\x01\x00" else 4, "little")
-    check_load(folder, "header.npy", b"\x93NUMPY" + version + size + text.encode() + body)
+    check_load(fuzz_folder, "header.npy", b"\x93NUMPY" + version + size + text.encode() + body)
 
 
 PRESETS = ["nyu", "icvl", "msra", "custom", "NYU", "", "kinect"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzzing import EDGE_FLOATS, clear_outcome, fuzz_settings, mutated, timeout, warm_up
+from fuzzing import EDGE_FLOATS, clear_outcome, fuzz_settings, mutated, timeout
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -27,22 +27,12 @@ BASES = {p.name: p.read_bytes() for p in sorted(EXAMPLES.iterdir()) if p.suffix 
 FIELDS = ("camera", "centre", "fx", "fy", "cx", "cy", "unit")  # what a message may name besides the file
 FRAME_SIZES = [(480, 640), (240, 320), (60, 80)]
 
-pytestmark = timeout(scale=0.4)
+pytestmark = [timeout(scale=0.4), pytest.mark.usefixtures("fuzz_warm")]
 
 
 @pytest.fixture(scope="module")
 def ex() -> Explorer:
     return Explorer.load(bundled_checkpoint(), EXAMPLES)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _warm() -> None:
-    warm_up()
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz")
 
 
 @st.composite
@@ -87,11 +77,11 @@ def names(file_name: str) -> tuple[str, ...]:
 
 @fuzz_settings(scale=0.4)
 @given(file=depth_files(), camera=CAMERAS, custom=CUSTOM, center=CENTERS)
-def test_upload_view(ex, folder, file, camera, custom, center):
+def test_upload_view(ex, fuzz_folder, file, camera, custom, center):
     name, data = file
-    path = folder / name
+    path = fuzz_folder / name
     path.write_bytes(data)
-    out = folder / "out"
+    out = fuzz_folder / "out"
     out.mkdir(exist_ok=True)
     view = clear_outcome(lambda: upload_view(ex, path, camera, custom, center, out), names(name))
     if isinstance(view, ValueError):
@@ -104,10 +94,10 @@ def test_upload_view(ex, folder, file, camera, custom, center):
 
 @fuzz_settings(scale=0.4)
 @given(file=depth_files(), camera=CAMERAS, custom=CUSTOM, center=CENTERS)
-def test_preview_view(ex, folder, file, camera, custom, center):
+def test_preview_view(ex, fuzz_folder, file, camera, custom, center):
     """Only an unreadable file raises; a camera or centre that does not fit is said in the caption."""
     name, data = file
-    path = folder / name
+    path = fuzz_folder / name
     path.write_bytes(data)
     preview = clear_outcome(lambda: preview_view(ex, path, camera, custom, center), (name,))
     if not isinstance(preview, ValueError):

@@ -260,7 +260,7 @@ class Trainer:
         if stream == "images":
             return {"depth": d.images[idx].to(dev, memory_format=mf)}
         i = d.labeled[idx]
-        depth, pose, root = d.train.depth[i], d.train.pose[i], d.train.root[i]
+        depth, pose, root, center = d.train.depth[i], d.train.pose[i], d.train.root[i], d.train.center_xyz[i]
         if c.rotate_deg > 0:  # each crop turned in-plane, its joints with it (seeded by the step)
             rng = torch.Generator().manual_seed(mix_seed(c.seed, 2, self.epoch, self.step, self.ddp.rank))
             angles = (torch.rand(len(i), generator=rng) * 2 - 1) * c.rotate_deg
@@ -271,6 +271,7 @@ class Trainer:
             "depth": depth.to(dev, memory_format=mf),
             "pose": pose.to(dev),
             "root": root.to(dev),
+            "center": center.to(dev),
         }
 
     def _optimise(self, name: str, loss: torch.Tensor) -> None:

@@ -113,7 +113,7 @@ def test_each_stage_steps_only_its_own_optimiser_groups(kind: str) -> None:
     model = MODELS[kind](model_config("tiny", convention="icvl")).train()
     params = {id(p) for p in model.parameters()}
     batch = {"depth": torch.rand(4, 1, 32, 32) * 2 - 1, "pose": torch.randn(4, model.config.pose_dims),
-             "root": torch.randn(4, 3)}  # fmt: skip
+             "root": torch.randn(4, 3), "center": torch.tensor([0.0, 0.0, 600.0]) + 50 * torch.randn(4, 3)}  # fmt: skip
     used: list[str] = []
 
     def optimise(name: str, loss: torch.Tensor) -> None:

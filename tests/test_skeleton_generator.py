@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from crossingnets import losses as L
+from crossingnets.camera import CAMERAS, xyz_to_uvd
+from crossingnets.data.preprocess import CropConfig, uvd_to_crop
 from crossingnets.models import CrossingNet, CrossingNetConfig, model_config
 from crossingnets.models.skeleton import MIN_EXPONENT, SkeletonGenerator, bone_maps
 
@@ -78,11 +80,25 @@ def test_config_picks_and_checks_the_generator() -> None:
         CrossingNetConfig(arch="resnet", gen_mask=False, gen_arch="skeleton")
 
 
-def test_crop_keypoints_are_joints_in_half_cube_units() -> None:
-    """A joint 50 mm right of, 25 mm below and 150 mm behind the crop centre of a 300 mm cube."""
+def test_crop_keypoints_are_where_the_crop_shows_the_joints() -> None:
+    """Against the crop geometry itself (`uvd_to_crop` through a camera), for a centre on the
+    optical axis and one far beside it, where perspective moves the joints off the orthographic guess."""
     net = CrossingNet(model_config("tiny-release", gen_arch="skeleton", cube_mm=300.0, pose_unit_mm=50.0))
-    joints = torch.tensor([[[1.0, 0.5, 3.0]]])  # pose units
-    torch.testing.assert_close(net.crop_keypoints(joints), torch.tensor([[[1 / 3, 1 / 6, 1.0]]]))
+    cam, crop = CAMERAS["nyu"], CropConfig(cube_mm=300.0, crop_px=64)
+    joints = torch.tensor([[[1.0, 0.5, 0.0], [-2.0, 1.0, -1.5], [0.5, -2.5, 2.0]]]).repeat(
+        2, 1, 1
+    )  # pose units
+    center = torch.tensor([[0.0, 0.0, 600.0], [220.0, -150.0, 500.0]])
+    got = net.crop_keypoints(joints, center)
+    torch.testing.assert_close(got[0, 0], torch.tensor([1 / 3, 1 / 6, 0.0]))  # 50 mm of a 150 mm half side
+    for i in range(2):
+        com_uvd = xyz_to_uvd(center[i].double().numpy(), cam)
+        uvd = xyz_to_uvd((center[i] + 50.0 * joints[i]).double().numpy(), cam)
+        want = uvd_to_crop(uvd, com_uvd, cam, crop)
+        want[:, :2] = (want[:, :2] - (64 - 1) / 2) / (64 / 2)
+        torch.testing.assert_close(got[i].double(), torch.from_numpy(want), atol=1e-5, rtol=0)
+    orthographic = joints[1] * (50.0 / 150.0)
+    assert (got[1, :, :2] - orthographic[:, :2]).abs().max() > 0.05  # > 1.6 px: why it is not used
 
 
 def test_keypoint_loss_is_the_mean_absolute_error() -> None:
@@ -91,3 +107,13 @@ def test_keypoint_loss_is_the_mean_absolute_error() -> None:
     b[0, 0, 0], b[1, 2, 1] = 0.9, -0.3
     assert L.keypoint_loss(a, a) == 0
     assert L.keypoint_loss(a, b) == pytest.approx(1.2 / 18)
+
+
+def test_drawing_leaves_the_keypoints_to_their_own_loss() -> None:
+    """The render loss trains the drawing, not the keypoint head (which only its L1 moves)."""
+    torch.manual_seed(0)
+    gen = SkeletonGenerator(latent_dims=11, width=4, crop_px=16, bones=((0, 1), (1, 2)), num_joints=3)
+    depth, mask = gen.forward_parts(torch.randn(5, 11))
+    (depth.sum() + mask.sum()).backward()
+    assert all(p.grad is None for p in gen.keypoint_head.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.body.parameters())

@@ -183,7 +183,8 @@ class TrainStep:
     """What a model's training step gets from the trainer."""
 
     cfg: LossConfig
-    # "labeled" -> depth (B, 1, S, S), pose (B, 3J), root (B, 3); "images" (the GAN's real side) -> depth
+    # "labeled" -> depth (B, 1, S, S), pose (B, 3J), root (B, 3), center (B, 3) crop centre in mm;
+    # "images" (the GAN's real side) -> depth
     batch: Callable[[str], dict[str, torch.Tensor]]
     rng: torch.Generator  # this step's noise, seeded by (seed, global step, rank)
     # backward a loss into one optimiser group's parameters, average gradients over processes, step

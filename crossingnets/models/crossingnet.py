@@ -230,14 +230,16 @@ class CrossingNet(VAELatentModel):
         return out
 
     # -- the release stages --------------------------------------------------------------------
-    def _labeled_targets(self, step: TrainStep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _labeled_targets(
+        self, step: TrainStep
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """This step's labeled crops (B, 1, S, S), their joints around the crop centre (B, J, 3) and
-        latents z_y (B, L), pose units; the VAE is frozen in these stages."""
+        latents z_y (B, L), pose units, and the crop centres (B, 3, mm); the VAE is frozen here."""
         lab = step.batch("labeled")
         with torch.no_grad():
             target = self.encode_pose(lab["pose"], lab["root"])
         joints = lab["pose"].unflatten(1, (-1, 3)) + lab["root"][:, None]
-        return lab["depth"], joints, target
+        return lab["depth"], joints, target, lab["center"]
 
     def _posterior_terms(self, cfg: LossConfig, trunk_map: torch.Tensor, joints: torch.Tensor,
                          target: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
@@ -248,28 +250,37 @@ class CrossingNet(VAELatentModel):
             "pos": L.posterior_loss(z, target),
         }
 
-    def crop_keypoints(self, joints: torch.Tensor) -> torch.Tensor:
-        """Joints around the crop centre (B, J, 3), pose units -> the skeleton generator's crop
-        coordinates, in units of the cube's half side (u along x, v along y, depth along z). The
-        crop's perspective moves a joint by ~1 px more (test set: mean 1.0-1.4 px); a latent that
-        does not know where the crop sits in the frame cannot tell that part."""
+    def crop_keypoints(self, joints: torch.Tensor, center_mm: torch.Tensor) -> torch.Tensor:
+        """Joints around the crop centre (B, J, 3), pose units, and the centre (B, 3), camera frame,
+        mm -> where the crop shows them (B, J, 3): u, v across the crop in [-1, 1], depth in units
+        of the cube's half side (`uvd_to_crop`, camera-free: u = (x / z - cx / cz) * cz / half side).
+        The perspective part (a hand beside the optical axis: 1.9 px mean at 64 px on the test set)
+        depends on where the crop sits in the frame, which the latent does not hold."""
         c = self.config
-        return joints * (c.pose_unit_mm / (0.5 * c.cube_mm))
+        half = 0.5 * c.cube_mm
+        p = center_mm[:, None] + joints * c.pose_unit_mm
+        center = center_mm[:, None]
+        uv = (p[..., :2] / p[..., 2:] - center[..., :2] / center[..., 2:]) * (center[..., 2:] / half)
+        return torch.cat([uv, (p[..., 2:] - center[..., 2:]) / half], -1)
 
     def _render_with_loss(
-        self, cfg: LossConfig, latent: torch.Tensor, real: torch.Tensor, joints: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, cfg: LossConfig, latent: torch.Tensor, real: torch.Tensor, joints: torch.Tensor,
+        center: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Crops rendered from latents (B', L) and the reconstruction loss of the first B (the real
-        crops (B, 1, S, S), their joints (B, J, 3) around the crop centre in pose units): mask +
-        depth (+ keypoints) for the release generators, weighted L1 for the paper's."""
+        crops (B, 1, S, S), their joints (B, J, 3) around the crop centre in pose units, the centres
+        (B, 3) in mm): mask + depth (+ keypoints) for the release generators, weighted L1 for the paper's.
+
+        The skeleton generator draws the labeled crops from their true crop keypoints (teacher
+        forcing: drawn from its own, ~2 px off where the crop's perspective moves the fingers, it
+        learnt no fingers) while its keypoint head learns them from the latent."""
         b = real.shape[0]
         if isinstance(self.generator, SkeletonGenerator):
             keypoints = self.generator.keypoints(self.align(latent))
-            depth, mask = self.generator.draw(keypoints)
+            true = self.crop_keypoints(joints, center)
+            depth, mask = self.generator.draw(torch.cat([true, keypoints[b:]]))
             loss = L.masked_render_loss(depth[:b], mask[:b], real)
-            return compose(depth, mask), loss + cfg.w_keypoints * L.keypoint_loss(
-                keypoints[:b], self.crop_keypoints(joints)
-            )
+            return compose(depth, mask), loss + cfg.w_keypoints * L.keypoint_loss(keypoints[:b], true)
         if isinstance(self.generator, UpsamplingGenerator) and self.generator.mask:
             depth, mask = self.generator.forward_parts(self.align(latent))
             return compose(depth, mask), L.masked_render_loss(depth[:b], mask[:b], real)
@@ -280,19 +291,19 @@ class CrossingNet(VAELatentModel):
         """The posterior head (decoded joints + L_pos), then (every `render_every`-th step) the
         generator as a renderer of the same labeled poses (weighted L1)."""
         c = step.cfg
-        x, joints, target = self._labeled_targets(step)
+        x, joints, target, center = self._labeled_targets(step)
         out = self._posterior_terms(c, self.discriminator.forward_trunk(x), joints, target)
         step.optimise("d", c.w_joints * out["joints"] + c.w_pos * out["pos"])
         if step.stage_step % c.render_every == 0:
-            out["recons"] = self._render_with_loss(c, target, x, joints)[1]
+            out["recons"] = self._render_with_loss(c, target, x, joints, center)[1]
             step.optimise("g", c.w_recons * out["recons"])
         return out
 
     def step_render(self, step: TrainStep) -> dict[str, torch.Tensor]:
         """The generator and Ali alone, as a renderer of the labeled poses: they need only the
         VAE's latents, so this stage can run beside the posterior stage, or replace a generator."""
-        x, joints, target = self._labeled_targets(step)
-        out = {"recons": self._render_with_loss(step.cfg, target, x, joints)[1]}
+        x, joints, target, center = self._labeled_targets(step)
+        out = {"recons": self._render_with_loss(step.cfg, target, x, joints, center)[1]}
         step.optimise("g", step.cfg.w_recons * out["recons"])
         return out
 
@@ -300,18 +311,18 @@ class CrossingNet(VAELatentModel):
         """`step_posterior`, with on every `gan_every`-th step the GAN terms (real side: the image pool)
         and L_smo on renders of the labeled latents and of their convex mixtures Z_r."""
         c, d = step.cfg, self.discriminator
-        x, joints, target = self._labeled_targets(step)
+        x, joints, target, center = self._labeled_targets(step)
         h_l = d.forward_trunk(x)
         out = self._posterior_terms(c, h_l, joints, target)
         total = c.w_joints * out["joints"] + c.w_pos * out["pos"]
         if step.stage_step % c.gan_every:
             step.optimise("d", total)
-            out["recons"] = self._render_with_loss(c, target, x, joints)[1]
+            out["recons"] = self._render_with_loss(c, target, x, joints, center)[1]
             step.optimise("g", c.w_recons * out["recons"])
             return out
         b = x.shape[0]
         z_r = L.convex_mixtures(target, c.num_mixed, step.rng)
-        rendered, recons = self._render_with_loss(c, torch.cat([target, z_r]), x, joints)
+        rendered, recons = self._render_with_loss(c, torch.cat([target, z_r]), x, joints, center)
         rendered = rendered.contiguous(memory_format=step.memory_format)
         with running_stats_frozen(d):
             h_fake = d.forward_trunk(rendered.detach())

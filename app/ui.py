@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -95,6 +96,18 @@ def prune_folders(root: Path, max_age_s: float) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+def prune_gradio_cache(root: Path, max_age_s: float) -> None:
+    """What Gradio's own schedule leaves in its cache `root`, once older than `max_age_s`: the
+    folders it emptied (one per cached file) and the empty temporary files of its upload route
+    (a 3-minute soak: 38 of them, and hundreds of folders). Folders that still hold a file are
+    Gradio's to clean (a reused one may be older than its file's last use)."""
+    now = time.time()
+    for entry in root.iterdir():
+        with contextlib.suppress(OSError):  # gone meanwhile, or a folder that is not empty
+            if now - entry.stat().st_mtime > max_age_s:
+                entry.rmdir() if entry.is_dir() else entry.unlink()
+
+
 def build_demo(
     ex: Explorer, concurrency: int = MODEL_CONCURRENCY, file_lifetime_s: float = 600.0
 ) -> gr.Blocks:
@@ -110,6 +123,8 @@ def build_demo(
         if time.monotonic() - pruned[0] > PRUNE_EVERY_S:
             pruned[0] = time.monotonic()
             prune_folders(Path(files_root.name), file_lifetime_s)
+            if gradio_cache := os.environ.get("GRADIO_TEMP_DIR"):
+                prune_gradio_cache(Path(gradio_cache), file_lifetime_s)
         return tempfile.mkdtemp(dir=files_root.name)
 
     def png(image: Image.Image) -> str:

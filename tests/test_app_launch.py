@@ -57,3 +57,26 @@ def test_old_event_folders_are_pruned_and_new_ones_kept(tmp_path):
     os.utime(old, (past, past))
     prune_folders(tmp_path, 600)
     assert not old.exists() and (new / "image.png").exists()
+
+
+def test_gradio_cache_loses_its_old_empty_folders_and_stray_files(tmp_path):
+    """What Gradio's schedule leaves (the soak: emptied per-file folders, empty upload temp files)
+    goes once older than the lifetime; a folder still holding a cached file stays for Gradio."""
+    import os
+    import time
+
+    from crossingnets_app.ui import prune_gradio_cache
+
+    emptied, holding, fresh = tmp_path / "a1b2", tmp_path / "c3d4", tmp_path / "e5f6"
+    for folder in (emptied, holding, fresh):
+        folder.mkdir()
+    (holding / "image.png").write_bytes(b"x")
+    stray, new_stray = tmp_path / "tmpq1w2e3", tmp_path / "tmpz9x8c7"
+    stray.write_bytes(b"")
+    new_stray.write_bytes(b"")
+    past = time.time() - 700
+    for entry in (emptied, holding, stray):
+        os.utime(entry, (past, past))
+    prune_gradio_cache(tmp_path, 600)
+    assert not emptied.exists() and not stray.exists()
+    assert (holding / "image.png").exists() and fresh.exists() and new_stray.exists()

@@ -71,7 +71,7 @@ def test_generator_draws_a_mask_and_depth_from_its_keypoints() -> None:
 
 def test_config_picks_and_checks_the_generator() -> None:
     net = CrossingNet(model_config("tiny-release", gen_arch="skeleton", convention="nyu"))
-    assert isinstance(net.generator, SkeletonGenerator) and len(net.generator.bones) == 13
+    assert isinstance(net.generator, SkeletonGenerator) and len(net.generator.bones) == 13 + 1  # + forearm
     with pytest.raises(ValueError, match="gen_arch must be one of"):
         CrossingNetConfig(arch="resnet", gen_arch="transposed")
     with pytest.raises(ValueError, match="needs arch resnet"):
@@ -117,3 +117,20 @@ def test_drawing_leaves_the_keypoints_to_their_own_loss() -> None:
     (depth.sum() + mask.sum()).backward()
     assert all(p.grad is None for p in gen.keypoint_head.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.body.parameters())
+
+
+def test_forearm_bone_continues_the_palm_wrist_axis() -> None:
+    """NYU: a forearm bone from the wrists' mean, 130 mm (crop units) further from the palm; ICVL
+    (no wrist joints) draws none."""
+    net = CrossingNet(model_config("tiny-release", gen_arch="skeleton", convention="nyu", cube_mm=300.0))
+    gen = net.generator
+    wrists, palm, length = gen.forearm
+    assert (wrists, palm, length) == ((11, 12), 13, pytest.approx(130.0 / 150.0))
+    kp = torch.zeros(1, 14, 3)
+    kp[0, 11], kp[0, 12], kp[0, 13] = torch.tensor([0.1, 0.3, 0.0]), torch.tensor([-0.1, 0.3, 0.0]), 0.0
+    ext = gen._with_forearm(kp)
+    torch.testing.assert_close(ext[0, 14], torch.tensor([0.0, 0.3, 0.0]))
+    torch.testing.assert_close(ext[0, 15], torch.tensor([0.0, 0.3 + 130.0 / 150.0, 0.0]))
+    assert gen.bones[-1] == (14, 15) and gen.body[0].in_channels == 2 * 14
+    icvl = CrossingNet(model_config("tiny-release", gen_arch="skeleton", convention="icvl")).generator
+    assert icvl.forearm is None and icvl._with_forearm(torch.zeros(1, 16, 3)).shape == (1, 16, 3)

@@ -24,6 +24,7 @@ from torch import nn
 
 from crossingnets import losses as L
 from crossingnets.hand.conventions import get_convention
+from crossingnets.hand.kinematics import FOREARM_LENGTH_MM
 from crossingnets.models.base import CrossingNetConfig, LatentPoseModel, LossConfig, TrainStep
 from crossingnets.models.batchnorm import running_stats_frozen
 from crossingnets.models.discriminator import Discriminator
@@ -76,6 +77,16 @@ class VAELatentModel(LatentPoseModel):
         return out
 
 
+def _forearm(c: CrossingNetConfig) -> tuple[tuple[int, ...], int, float] | None:
+    """The skeleton generator's forearm bone: the convention's wrist joints (NYU: two), its palm
+    root, and the forearm a crop shows in crop units; None where the joints hold no wrist-palm axis."""
+    conv = get_convention(c.convention)
+    wrists = tuple(i for i, f in enumerate(conv.fingers) if f == "palm" and i != conv.root)
+    if not wrists or conv.fingers[conv.root] != "palm" or conv.joint_names[conv.root] != "palm":
+        return None
+    return wrists, conv.root, FOREARM_LENGTH_MM / (0.5 * c.cube_mm)
+
+
 class CrossingNet(VAELatentModel):
     """Pose VAE + Ali + Generator + Discriminator sharing the latent z_y (B, 23 in the paper)."""
 
@@ -87,9 +98,15 @@ class CrossingNet(VAELatentModel):
         c = config
         self.align = LatentAlign(c.latent_dims)
         if c.arch == "resnet":
-            bones = get_convention(c.convention).bones
             self.generator: nn.Module = (
-                SkeletonGenerator(c.latent_dims, c.gen_width, c.crop_px, bones, c.num_joints)
+                SkeletonGenerator(
+                    c.latent_dims,
+                    c.gen_width,
+                    c.crop_px,
+                    get_convention(c.convention).bones,
+                    c.num_joints,
+                    forearm=_forearm(c),
+                )  # fmt: skip
                 if c.gen_arch == "skeleton"
                 else UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
             )

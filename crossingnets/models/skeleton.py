@@ -57,12 +57,15 @@ class SkeletonGenerator(nn.Module):
 
     def __init__(
         self, latent_dims: int, width: int, crop_px: int, bones: tuple[tuple[int, int], ...], num_joints: int,
-        hidden: int = 256,
+        hidden: int = 256, forearm: tuple[tuple[int, ...], int, float] | None = None,
     ) -> None:  # fmt: skip
+        """forearm: (wrist joints, palm joint, length in crop units): one more bone from the wrists'
+        mean away from the palm, where the crops show a forearm that no joint marks."""
         super().__init__()
         if crop_px % 2:
             raise ValueError(f"crop side must be even, got {crop_px}")
-        self.bones, self.num_joints, self.half = tuple(bones), num_joints, crop_px // 2
+        self.num_joints, self.half, self.forearm = num_joints, crop_px // 2, forearm
+        self.bones = tuple(bones) + (((num_joints, num_joints + 1),) if forearm else ())
         self.mask = True
         self.keypoint_head = nn.Sequential(
             nn.Linear(latent_dims, hidden), nn.ReLU(True),
@@ -85,9 +88,22 @@ class SkeletonGenerator(nn.Module):
 
         The drawing does not move the keypoints (detached): trained through the bone maps as well,
         the keypoint head drifted to 2.9 px from the joints, where alone it learns them to 0.7 px."""
-        maps = bone_maps(keypoints.detach(), self.bones, self.half, BONE_SIGMA_PX * 2.0 / self.half)
+        maps = bone_maps(
+            self._with_forearm(keypoints.detach()), self.bones, self.half, BONE_SIGMA_PX * 2.0 / self.half
+        )
         out = self.out(self.body(maps))
         return torch.tanh(out[:, :1]), out[:, 1:]
+
+    def _with_forearm(self, keypoints: torch.Tensor) -> torch.Tensor:
+        """(B, J, 3) -> (B, J + 2, 3) with the forearm bone's ends (the wrists' mean, and that point
+        moved the forearm's length away from the palm), or unchanged without a forearm."""
+        if not self.forearm:
+            return keypoints
+        wrists, palm, length = self.forearm
+        start = keypoints[:, list(wrists)].mean(1)
+        away = start - keypoints[:, palm]
+        end = start + length * away / away.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        return torch.cat([keypoints, start[:, None], end[:, None]], 1)
 
     def forward_parts(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) -> hand depth in (-1, 1) and hand-mask logits, each (B, 1, S, S)."""

@@ -154,9 +154,16 @@ class Trainer:
         for n, v in self.ema.items():
             params[n].copy_(v)
         self.ema = {}
-        if self._reestimate_and_validate(batch_norm=True):
+        if self._reestimate_and_validate(batch_norm=self._trains_depth_reader_norms()):
             self._write_metrics({"stage": self.stage, "ema": True, "global_step": self.global_step,
                                  "elapsed_s": self.elapsed_s, **self.last_val})  # fmt: skip
+
+    def _trains_depth_reader_norms(self) -> bool:
+        """Whether this stage trains batch norms of the network that reads crops, whose statistics
+        are then re-estimated on real crops. A stage that trains only the generator (`render`)
+        leaves them as they are: re-estimated on its store, they moved the bundle's joints by 15 mm."""
+        trained = [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
+        return trains_batch_norm(self.model.depth_reader, trained)
 
     def _reestimate_and_validate(self, batch_norm: bool) -> bool:
         """Re-estimate batch-norm statistics on real crops (if `batch_norm`), average buffers over
@@ -311,8 +318,7 @@ class Trainer:
             "samples_per_s": steps_per_s * self.cfg.batch_size * self.ddp.world,
             "elapsed_s": self.elapsed_s,
         }
-        trained = [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
-        if self._reestimate_and_validate(batch_norm=trains_batch_norm(self.model, trained)):
+        if self._reestimate_and_validate(batch_norm=self._trains_depth_reader_norms()):
             metrics.update(self.last_val)
         self.epoch, self.step, self.sums, self.counts = self.epoch + 1, 0, {}, {}
         if self.ddp.main:

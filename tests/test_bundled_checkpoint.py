@@ -60,3 +60,12 @@ def test_released_config_holds_no_absolute_path():
     config = json.loads((bundled_checkpoint() / "config.json").read_text())
     absolute = [s for s in _strings(config) if PurePosixPath(s).is_absolute() or PureWindowsPath(s).drive]
     assert not absolute, f"absolute paths in the released config: {absolute}"
+
+
+def test_the_bundled_explorer_index_is_written_for_the_bundled_weights(estimator):
+    """Replacing the weights without rewriting the index leaves the app's nearest-frames panel
+    empty (session 6 did, once)."""
+    from crossingnets.explorer.index import load_index
+
+    index, why = load_index(bundled_checkpoint(), estimator.model.config.latent_dims)
+    assert index is not None, why

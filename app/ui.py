@@ -97,15 +97,18 @@ def prune_folders(root: Path, max_age_s: float) -> None:
 
 
 def prune_gradio_cache(root: Path, max_age_s: float) -> None:
-    """What Gradio's own schedule leaves in its cache `root`, once older than `max_age_s`: the
-    folders it emptied (one per cached file) and the empty temporary files of its upload route
-    (a 3-minute soak: 38 of them, and hundreds of folders). Folders that still hold a file are
-    Gradio's to clean (a reused one may be older than its file's last use)."""
+    """Gradio's cache `root` (private to this server), entry by entry once older than `max_age_s`:
+    a per-file folder whose files are all that old, and the empty temporary files of its upload
+    route. Gradio's own schedule (`delete_cache`) left both: a 3-minute soak with a 30 s lifetime
+    ended with 350 of its cached outputs over 90 s old, and a 10-minute one with ~4,800 files."""
     now = time.time()
     for entry in root.iterdir():
-        with contextlib.suppress(OSError):  # gone meanwhile, or a folder that is not empty
-            if now - entry.stat().st_mtime > max_age_s:
-                entry.rmdir() if entry.is_dir() else entry.unlink()
+        with contextlib.suppress(OSError):  # gone meanwhile
+            stamps = [entry.stat().st_mtime]
+            if entry.is_dir():
+                stamps += [f.stat().st_mtime for f in entry.iterdir()]
+            if now - max(stamps) > max_age_s:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def build_demo(

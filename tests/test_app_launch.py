@@ -59,24 +59,24 @@ def test_old_event_folders_are_pruned_and_new_ones_kept(tmp_path):
     assert not old.exists() and (new / "image.png").exists()
 
 
-def test_gradio_cache_loses_its_old_empty_folders_and_stray_files(tmp_path):
-    """What Gradio's schedule leaves (the soak: emptied per-file folders, empty upload temp files)
-    goes once older than the lifetime; a folder still holding a cached file stays for Gradio."""
+def test_gradio_cache_loses_what_is_older_than_the_lifetime(tmp_path):
+    """Gradio's schedule left cached outputs and empty upload temp files behind (the soak); they go
+    once older than the lifetime, folders by the newest of their files."""
     import os
     import time
 
     from crossingnets_app.ui import prune_gradio_cache
 
-    emptied, holding, fresh = tmp_path / "a1b2", tmp_path / "c3d4", tmp_path / "e5f6"
-    for folder in (emptied, holding, fresh):
+    old, fresh, touched = tmp_path / "a1b2", tmp_path / "e5f6", tmp_path / "c3d4"
+    for folder in (old, fresh, touched):
         folder.mkdir()
-    (holding / "image.png").write_bytes(b"x")
+        (folder / "image.png").write_bytes(b"x")
     stray, new_stray = tmp_path / "tmpq1w2e3", tmp_path / "tmpz9x8c7"
     stray.write_bytes(b"")
     new_stray.write_bytes(b"")
     past = time.time() - 700
-    for entry in (emptied, holding, stray):
-        os.utime(entry, (past, past))
+    for entry in (old, old / "image.png", stray, touched):
+        os.utime(entry, (past, past))  # `touched`: an old folder whose file was written just now
     prune_gradio_cache(tmp_path, 600)
-    assert not emptied.exists() and not stray.exists()
-    assert (holding / "image.png").exists() and fresh.exists() and new_stray.exists()
+    assert not old.exists() and not stray.exists()
+    assert (fresh / "image.png").exists() and (touched / "image.png").exists() and new_stray.exists()

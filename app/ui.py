@@ -83,24 +83,15 @@ def _user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-PRUNE_EVERY_S = 60.0  # how often the events' own output folders are checked for old ones
+PRUNE_EVERY_S = 60.0  # how often the events' output folders and Gradio's cache are checked for old files
 
 
-def prune_folders(root: Path, max_age_s: float) -> None:
-    """Delete the folders under `root` last written more than `max_age_s` ago: the files an event
-    wrote, which Gradio has copied into its own cache (cleaned on its schedule) once returned."""
-    now = time.time()
-    for folder in root.iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            if now - folder.stat().st_mtime > max_age_s:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
-def prune_gradio_cache(root: Path, max_age_s: float) -> None:
-    """Gradio's cache `root` (private to this server), entry by entry once older than `max_age_s`:
-    a per-file folder whose files are all that old, and the empty temporary files of its upload
-    route. Gradio's own schedule (`delete_cache`) left both: a 3-minute soak with a 30 s lifetime
-    ended with 350 of its cached outputs over 90 s old, and a 10-minute one with ~4,800 files."""
+def prune_old(root: Path, max_age_s: float) -> None:
+    """Delete what under `root` is older than `max_age_s`: a folder once all its files are that old,
+    a file by its own age. For the folders the events write their outputs into (Gradio copies
+    returned files into its cache), and for Gradio's private cache itself, whose own schedule
+    (`delete_cache`) left cached outputs, emptied per-file folders and empty upload temp files (a
+    3-minute soak with a 30 s lifetime: 350 cached outputs over 90 s old; 10 minutes: ~4,800 files)."""
     now = time.time()
     for entry in root.iterdir():
         with contextlib.suppress(OSError):  # gone meanwhile
@@ -125,9 +116,9 @@ def build_demo(
     def fresh_dir() -> str:
         if time.monotonic() - pruned[0] > PRUNE_EVERY_S:
             pruned[0] = time.monotonic()
-            prune_folders(Path(files_root.name), file_lifetime_s)
+            prune_old(Path(files_root.name), file_lifetime_s)
             if gradio_cache := os.environ.get("GRADIO_TEMP_DIR"):
-                prune_gradio_cache(Path(gradio_cache), file_lifetime_s)
+                prune_old(Path(gradio_cache), file_lifetime_s)
         return tempfile.mkdtemp(dir=files_root.name)
 
     def png(image: Image.Image) -> str:

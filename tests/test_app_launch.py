@@ -47,15 +47,16 @@ def test_old_event_folders_are_pruned_and_new_ones_kept(tmp_path):
     import os
     import time
 
-    from crossingnets_app.ui import prune_folders
+    from crossingnets_app.ui import prune_old
 
     old, new = tmp_path / "old", tmp_path / "new"
     for folder in (old, new):
         folder.mkdir()
         (folder / "image.png").write_bytes(b"x")
     past = time.time() - 700
-    os.utime(old, (past, past))
-    prune_folders(tmp_path, 600)
+    for entry in (old / "image.png", old):
+        os.utime(entry, (past, past))
+    prune_old(tmp_path, 600)
     assert not old.exists() and (new / "image.png").exists()
 
 
@@ -65,7 +66,7 @@ def test_gradio_cache_loses_what_is_older_than_the_lifetime(tmp_path):
     import os
     import time
 
-    from crossingnets_app.ui import prune_gradio_cache
+    from crossingnets_app.ui import prune_old
 
     old, fresh, touched = tmp_path / "a1b2", tmp_path / "e5f6", tmp_path / "c3d4"
     for folder in (old, fresh, touched):
@@ -77,6 +78,6 @@ def test_gradio_cache_loses_what_is_older_than_the_lifetime(tmp_path):
     past = time.time() - 700
     for entry in (old, old / "image.png", stray, touched):
         os.utime(entry, (past, past))  # `touched`: an old folder whose file was written just now
-    prune_gradio_cache(tmp_path, 600)
+    prune_old(tmp_path, 600)
     assert not old.exists() and not stray.exists()
     assert (fresh / "image.png").exists() and (touched / "image.png").exists() and new_stray.exists()

@@ -82,7 +82,7 @@ def _forearm(c: CrossingNetConfig) -> tuple[tuple[int, ...], int, float] | None:
     root, and the forearm a crop shows in crop units; None where the joints hold no wrist-palm axis."""
     conv = get_convention(c.convention)
     wrists = tuple(i for i, f in enumerate(conv.fingers) if f == "palm" and i != conv.root)
-    if not wrists or conv.fingers[conv.root] != "palm" or conv.joint_names[conv.root] != "palm":
+    if not wrists or conv.joint_names[conv.root] != "palm":
         return None
     return wrists, conv.root, FOREARM_LENGTH_MM / (0.5 * c.cube_mm)
 

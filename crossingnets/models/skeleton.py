@@ -66,7 +66,6 @@ class SkeletonGenerator(nn.Module):
             raise ValueError(f"crop side must be even, got {crop_px}")
         self.num_joints, self.half, self.forearm = num_joints, crop_px // 2, forearm
         self.bones = tuple(bones) + (((num_joints, num_joints + 1),) if forearm else ())
-        self.mask = True
         self.keypoint_head = nn.Sequential(
             nn.Linear(latent_dims, hidden), nn.ReLU(True),
             nn.Linear(hidden, hidden), nn.ReLU(True),

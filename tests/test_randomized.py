@@ -4,6 +4,7 @@ where inference centres crops, and written to a store through `generate --random
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -48,3 +49,29 @@ def test_generate_randomize_writes_a_store(tmp_path) -> None:
     info = read_info(out)
     assert info.num_frames == 5 and info.crop.crop_px == 32 and info.attrs["source"] == "synthetic-randomized"
     assert np.isfinite(load_arrays(out)["joints_xyz"]).all()
+
+
+def test_generate_max_palm_tilt_reaches_the_back_of_the_hand(tmp_path) -> None:
+    """`--max-palm-tilt-deg 180` lets the palm turn away from the camera (the back of the hand
+    shows, as in many NYU frames); the default keeps it facing the camera; the value is recorded."""
+    stores = {}
+    for tilt in ("90", "180"):
+        stores[tilt] = tmp_path / f"tilt{tilt}.h5"
+        args = ["generate", "--randomize", "-n", "24", "--seed", "3", "--crop-px", "32", "--cube-mm", "300",
+                "--max-palm-tilt-deg", tilt, "--out", str(stores[tilt])]  # fmt: skip
+        assert cli.main(args) == 0
+    assert (
+        json.loads(read_info(stores["180"]).attrs["randomize"])["base"]["sampler"]["max_palm_tilt_deg"] == 180
+    )
+    away = {}
+    for tilt, path in stores.items():
+        j = load_arrays(path)["joints_xyz"].astype(np.float64)
+        normal = np.cross(j[:, 7] - j[:, 13], j[:, 1] - j[:, 13])  # index root, pinky root, palm
+        cos_to_camera = -normal[:, 2] / np.linalg.norm(normal, axis=1)
+        away[tilt] = (cos_to_camera < np.cos(np.radians(120))).mean()  # the back of the hand shows
+    assert away["90"] < 0.1 < 0.2 < away["180"], away
+
+
+def test_generate_refuses_a_tilt_outside_the_sphere(tmp_path) -> None:
+    with pytest.raises(SystemExit, match="max-palm-tilt-deg"):
+        cli.main(["generate", "-n", "2", "--max-palm-tilt-deg", "200", "--out", str(tmp_path / "x.h5")])

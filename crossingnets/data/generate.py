@@ -9,6 +9,7 @@ import argparse
 from crossingnets.data.randomized import RandomizeConfig, generate_randomized
 from crossingnets.data.synthetic import GenerateConfig, generate
 from crossingnets.files import atomic_output
+from crossingnets.hand.sampler import SamplerConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,10 +25,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--randomize", action="store_true", help="domain-randomised hands, sensors and crop centres"
     )
     p.add_argument("--workers", type=int, default=1, help="--randomize: rendering processes")
+    p.add_argument(
+        "--max-palm-tilt-deg", type=float, default=SamplerConfig.max_palm_tilt_deg,
+        help="palm normal within this of pointing at the camera (180: every side of the hand, the back too)",
+    )  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = GenerateConfig(convention=args.convention, cube_mm=args.cube_mm, crop_px=args.crop_px)
+    if not 0.0 < args.max_palm_tilt_deg <= 180.0:
+        raise SystemExit(
+            f"crossingnets generate: --max-palm-tilt-deg must be in (0, 180], got {args.max_palm_tilt_deg}"
+        )
+    sampler = SamplerConfig(max_palm_tilt_deg=args.max_palm_tilt_deg)
+    cfg = GenerateConfig(
+        convention=args.convention, cube_mm=args.cube_mm, crop_px=args.crop_px, sampler=sampler
+    )
     if args.randomize:
         if args.sheet:
             raise SystemExit("crossingnets generate: --sheet is not available with --randomize")

@@ -18,7 +18,7 @@ import inspect
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -84,7 +84,7 @@ def _run_folder(out: Path, ddp: Dist) -> Iterator[None]:
 
 def train(
     cfg: TrainConfig,
-    data: str | os.PathLike,
+    data: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
     *,
     unlabeled: str | os.PathLike | None = None,
@@ -104,12 +104,13 @@ def train(
         raise FileExistsError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
-    paths = {
-        k: None if v is None else str(v)
-        for k, v in (("data", data), ("unlabeled", unlabeled), ("val", val), ("init", init))
+    paths: dict[str, Any] = {
+        k: None if v is None else str(v) for k, v in (("unlabeled", unlabeled), ("val", val), ("init", init))
     }
+    stores = [str(data)] if isinstance(data, str | os.PathLike) else [str(p) for p in data]
+    paths["data"] = stores[0] if len(stores) == 1 else stores  # one store: as runs always recorded it
     ddp = init_distributed(device)
-    info = read_info(data)
+    info = read_info(stores[0])
     store = {"convention": info.convention.name, "crop_px": info.crop.crop_px, "cube_mm": info.crop.cube_mm}
     torch.manual_seed(cfg.seed)
     if init is None:
@@ -184,7 +185,7 @@ def _flag(name: str, value: Any = True) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="training store (.h5)")
+    p.add_argument("--data", nargs="+", help="training store(s) (.h5); several are concatenated")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--unlabeled", help="extra store of depth images used without their labels")

@@ -165,6 +165,31 @@ def test_mismatched_stores_are_refused(store: Path, tmp_path: Path, toy_store) -
         load_data(store, other, None, 50.0, **data_options(train_config("tiny")))
 
 
+def test_several_training_stores_are_concatenated(store: Path, tmp_path: Path, toy_store, capsys) -> None:
+    extra = toy_store(tmp_path / "extra.h5", 12, seed=3)
+    cfg = train_config("tiny", val_fraction=0.0)
+    one, both = (load_data(s, None, None, 50.0, **data_options(cfg)) for s in (store, [store, extra]))
+    assert len(both.train) == len(one.train) + 12
+    torch.testing.assert_close(both.train.joints_xyz[: len(one.train)], one.train.joints_xyz)
+    torch.testing.assert_close(
+        both.train.joints_xyz[len(one.train) :],
+        load_data(extra, None, None, 50.0, **data_options(cfg)).train.joints_xyz,
+    )
+    with pytest.raises(ValueError, match="64 px crops"):
+        load_data(
+            [store, toy_store(tmp_path / "big.h5", 4, crop_px=64)], None, None, 50.0, **data_options(cfg)
+        )
+    out = tmp_path / "run"
+    args = ["train", "--data", str(store), str(extra), "--preset", "tiny", "--no-progress", "--stage", "vae",
+            "--out", str(out), "--max-steps", "1"]  # fmt: skip
+    assert cli.main(args) == 0
+    assert json.loads((out / "config.json").read_text())["paths"]["data"] == [str(store), str(extra)]
+    assert (
+        cli.main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    )  # the run reads both again
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["finished"]
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -4,6 +4,7 @@ the GAN's real-image pool, and the seeded batch order that makes runs resumable 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -66,7 +67,7 @@ class TrainData:
 
 
 def load_data(
-    data: str | os.PathLike,
+    data: str | os.PathLike | Sequence[str | os.PathLike],
     unlabeled: str | os.PathLike | None,
     val: str | os.PathLike | None,
     pose_unit_mm: float,
@@ -80,10 +81,12 @@ def load_data(
 
     Without a `val` store, a seeded `val_fraction` of `data` is held out. Every training frame's
     depth (plus `unlabeled`'s) is the GAN's real side, or only the labeled frames' when
-    `use_unlabeled` is False (the ablation)."""
-    info = read_info(data)
+    `use_unlabeled` is False (the ablation). Several `data` stores are concatenated in order (e.g.
+    hands of two orientation ranges mixed); they must share crop and convention."""
+    stores = [data] if isinstance(data, str | os.PathLike) else list(data)
+    info = read_info(stores[0])
     unit = pose_unit_mm
-    frames = frames_from_arrays(load_arrays(data), info, unit)
+    frames = frames_from_arrays(load_stores(stores, info), info, unit)
     if val is not None:
         val_info = read_info(val)
         _check_same_crop(info, val_info, val)
@@ -107,6 +110,23 @@ def load_data(
     else:
         images = train.depth
     return TrainData(info, train, labeled, images, val_frames)
+
+
+def load_stores(stores: Sequence[str | os.PathLike], info: StoreInfo) -> dict[str, np.ndarray]:
+    """The arrays of `stores` concatenated; each must have `info`'s crop, convention and camera."""
+    if not stores:
+        raise ValueError("no training store given")
+    arrays = [load_arrays(stores[0])]
+    for path in stores[1:]:
+        other = read_info(path)
+        _check_same_crop(info, other, path)
+        if other.camera != info.camera:
+            raise ValueError(f"{path} was cropped with another camera than {stores[0]}")
+        arrays.append(load_arrays(path))
+    if len(arrays) == 1:
+        return arrays[0]
+    shared = set.intersection(*(set(a) for a in arrays))
+    return {k: np.concatenate([a[k] for a in arrays]) for k in shared}
 
 
 def _check_same_crop(a: StoreInfo, b: StoreInfo, path: str | os.PathLike) -> None:

@@ -441,3 +441,22 @@ def test_new_generator_replaces_only_the_generator_and_render_trains_only_it(
         cli.main([*base, "--out", str(tmp_path / "c"), "--new-generator", "skeleton"])
     with pytest.raises(SystemExit, match="needs --new-generator"):
         cli.main([*base, "--out", str(tmp_path / "c"), "--init", str(a), "--new-generator-width", "4"])
+
+
+def test_posterior_stage_with_render_every_0_leaves_generator_and_ali_alone(
+    store: Path, tmp_path: Path
+) -> None:
+    """`--render-every 0`: the posterior stage trains the depth reader only; the generator and Ali
+    (weights and batch-norm statistics) stay bit for bit as `--init` had them (with 1, they learn)."""
+    a = tmp_path / "a"
+    base = ["train", "--data", str(store), "--preset", "tiny-release", "--no-progress"]
+    assert cli.main([*base, "--out", str(a), "--stage", "vae"]) == 0
+    for every, same in (("0", True), ("1", False)):
+        b = tmp_path / f"b{every}"
+        cmd = [*base, "--out", str(b), "--stage", "posterior", "--init", str(a), "--render-every", every]
+        assert cli.main(cmd) == 0
+        wa, wb = _weights(a), _weights(b)
+        kept = [torch.equal(v, wb[k]) for k, v in wa.items() if k.startswith(("generator.", "align."))]
+        assert all(kept) if same else not all(kept)
+        posterior = [torch.equal(v, wb[k]) for k, v in wa.items() if k.startswith("discriminator.posterior.")]
+        assert posterior and not all(posterior)

@@ -166,13 +166,13 @@ class LossConfig:
     joints_beta: float = 0.02  # smooth-L1 transition, pose units (1 mm at 50 mm units)
     recons_fg_weight: float = 4.0  # paper generator, release stages: extra L1 weight of hand pixels
     gan_every: int = 4  # adversarial stage: the GAN and L_smo terms on every k-th step
-    render_every: int = 1  # posterior stage: a generator step on every k-th step (costs ~1 posterior step)
+    render_every: int = 1  # posterior stage: a generator step on every k-th step (~1 posterior step); 0: none
     w_keypoints: float = 1.0  # skeleton generator: weight of its keypoints' L1 error (crop units)
 
     def __post_init__(self) -> None:
-        if self.gan_every < 1 or self.render_every < 1:
+        if self.gan_every < 1 or self.render_every < 0:
             raise ValueError(
-                f"gan_every and render_every must be >= 1, got {self.gan_every}, {self.render_every}"
+                f"gan_every must be >= 1 and render_every >= 0, got {self.gan_every}, {self.render_every}"
             )
         if self.gan_loss not in GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, got {self.gan_loss!r}")

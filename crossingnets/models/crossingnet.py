@@ -305,13 +305,13 @@ class CrossingNet(VAELatentModel):
         return rendered, L.weighted_l1_reconstruction_loss(rendered[:b], real, cfg.recons_fg_weight)
 
     def step_posterior(self, step: TrainStep) -> dict[str, torch.Tensor]:
-        """The posterior head (decoded joints + L_pos), then (every `render_every`-th step) the
-        generator as a renderer of the same labeled poses (weighted L1)."""
+        """The posterior head (decoded joints + L_pos), then (every `render_every`-th step; never at
+        0, the generator left as it is) the generator as a renderer of the same labeled poses."""
         c = step.cfg
         x, joints, target, center = self._labeled_targets(step)
         out = self._posterior_terms(c, self.discriminator.forward_trunk(x), joints, target)
         step.optimise("d", c.w_joints * out["joints"] + c.w_pos * out["pos"])
-        if step.stage_step % c.render_every == 0:
+        if c.render_every and step.stage_step % c.render_every == 0:
             out["recons"] = self._render_with_loss(c, target, x, joints, center)[1]
             step.optimise("g", c.w_recons * out["recons"])
         return out

@@ -55,6 +55,7 @@ from crossingnets.explorer.walk import (
     walk_latents,
     walk_view,
 )
+from crossingnets_app.memory import trim
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -119,6 +120,7 @@ def build_demo(
             prune_old(Path(files_root.name), file_lifetime_s)
             if gradio_cache := os.environ.get("GRADIO_TEMP_DIR"):
                 prune_old(Path(gradio_cache), file_lifetime_s)
+            trim()  # the heap's freed pages back to the system (crossingnets_app.memory)
         return tempfile.mkdtemp(dir=files_root.name)
 
     def png(image: Image.Image) -> str:

@@ -1,0 +1,43 @@
+"""The server's heap: glibc's malloc set up for a long-running server whose requests run on threads.
+
+In the 10-minute soak (20 clients) the server's memory grew 36-41 % after the warm-up, and
+tracemalloc saw the growth outside Python's objects: glibc gives threads that allocate at once
+arenas of their own (up to 8 per core) and hands freed memory back to the system only from the top
+of a heap, so the buffers of torch, NumPy and PIL left each arena fragmented at its high-water
+mark. Two arenas (what `MALLOC_ARENA_MAX=2` sets, measured +22 % against +35 % in a 4-minute soak)
+and a `malloc_trim` with each pruning pass keep it near its working set. Elsewhere than glibc
+(macOS, musl) both are no-ops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+M_ARENA_MAX = -8  # mallopt parameter, <malloc.h>
+ARENAS = 2
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def limit_arenas(arenas: int = ARENAS) -> bool:
+    """Cap glibc's malloc arenas (before the server's threads start); False where not glibc."""
+    libc = _glibc()
+    return libc is not None and libc.mallopt(M_ARENA_MAX, arenas) == 1
+
+
+def trim() -> bool:
+    """Return the free memory at the ends and in the middle of the heaps to the system (glibc
+    >= 2.8 releases whole free pages anywhere); False where not glibc."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True

@@ -460,3 +460,16 @@ def test_posterior_stage_with_render_every_0_leaves_generator_and_ali_alone(
         assert all(kept) if same else not all(kept)
         posterior = [torch.equal(v, wb[k]) for k, v in wa.items() if k.startswith("discriminator.posterior.")]
         assert posterior and not all(posterior)
+
+
+@pytest.mark.parametrize(("flag", "dropped", "kept"), [
+    ("use_gan", {"loss_d_gan", "loss_g_gan"}, {"loss_smo", "loss_g_smo"}),
+    ("use_smo", {"loss_smo", "loss_g_smo"}, {"loss_d_gan", "loss_g_gan"}),
+])  # fmt: skip
+def test_adversarial_stage_ablations_drop_their_terms(toy_store, tmp_path, flag, dropped, kept) -> None:
+    """The release recipe's adversarial stage honours --no-gan and --no-smo (issue 12's ablations)."""
+    store = toy_store(tmp_path / "toy.h5", 40)
+    T.train(train_config("tiny-release", **{flag: False}), store, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    adversarial = [x for x in lines if x["stage"] == "adversarial" and not x.get("ema")][0]
+    assert not dropped & set(adversarial) and kept <= set(adversarial)

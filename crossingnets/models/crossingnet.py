@@ -326,34 +326,44 @@ class CrossingNet(VAELatentModel):
 
     def step_adversarial(self, step: TrainStep) -> dict[str, torch.Tensor]:
         """`step_posterior`, with on every `gan_every`-th step the GAN terms (real side: the image pool)
-        and L_smo on renders of the labeled latents and of their convex mixtures Z_r."""
+        and L_smo on renders of the labeled latents and of their convex mixtures Z_r; `use_gan` and
+        `use_smo` (the ablations) drop either."""
         c, d = step.cfg, self.discriminator
         x, joints, target, center = self._labeled_targets(step)
         h_l = d.forward_trunk(x)
         out = self._posterior_terms(c, h_l, joints, target)
         total = c.w_joints * out["joints"] + c.w_pos * out["pos"]
-        if step.stage_step % c.gan_every:
+        if step.stage_step % c.gan_every or not (c.use_gan or c.use_smo):
             step.optimise("d", total)
             out["recons"] = self._render_with_loss(c, target, x, joints, center)[1]
             step.optimise("g", c.w_recons * out["recons"])
             return out
         b = x.shape[0]
         z_r = L.convex_mixtures(target, c.num_mixed, step.rng)
-        rendered, recons = self._render_with_loss(c, torch.cat([target, z_r]), x, joints, center)
+        rendered, out["recons"] = self._render_with_loss(c, torch.cat([target, z_r]), x, joints, center)
         rendered = rendered.contiguous(memory_format=step.memory_format)
         with running_stats_frozen(d):
             h_fake = d.forward_trunk(rendered.detach())
-            fake_logits, f_fake = d.forward_gan(h_fake)[0], d.forward_smoothness(h_fake)
-        real_logits, real_features = d.forward_gan(d.forward_trunk(step.batch("images")["depth"]))
-        f_l = d.forward_smoothness(h_l)
-        out["d_gan"] = L.discriminator_gan_loss(real_logits, fake_logits)
-        out["smo"] = L.smoothness_loss(f_fake[b:], f_l, f_fake[:b], z_r, target)
-        step.optimise("d", total + c.w_gan * out["d_gan"] + c.w_smo * out["smo"])
+            fake_logits = d.forward_gan(h_fake)[0] if c.use_gan else None
+            f_fake = d.forward_smoothness(h_fake) if c.use_smo else None
+        if c.use_gan:
+            real_logits, real_features = d.forward_gan(d.forward_trunk(step.batch("images")["depth"]))
+            out["d_gan"] = L.discriminator_gan_loss(real_logits, fake_logits)
+            total = total + c.w_gan * out["d_gan"]
+        if c.use_smo:
+            f_l = d.forward_smoothness(h_l)
+            out["smo"] = L.smoothness_loss(f_fake[b:], f_l, f_fake[:b], z_r, target)
+            total = total + c.w_smo * out["smo"]
+        step.optimise("d", total)
+        generator = c.w_recons * out["recons"]
         with running_stats_frozen(d):
             h_fake = d.forward_trunk(rendered)
-            out["g_gan"] = self._generator_gan_term(c, real_features.detach(), h_fake)
-            f_fake = d.forward_smoothness(h_fake)
-            out["g_smo"] = L.smoothness_loss(f_fake[b:], f_l.detach(), f_fake[:b], z_r, target)
-        out["recons"] = recons
-        step.optimise("g", c.w_recons * out["recons"] + c.w_gan * out["g_gan"] + c.w_smo * out["g_smo"])
+            if c.use_gan:
+                out["g_gan"] = self._generator_gan_term(c, real_features.detach(), h_fake)
+                generator = generator + c.w_gan * out["g_gan"]
+            if c.use_smo:
+                f_fake = d.forward_smoothness(h_fake)
+                out["g_smo"] = L.smoothness_loss(f_fake[b:], f_l.detach(), f_fake[:b], z_r, target)
+                generator = generator + c.w_smo * out["g_smo"]
+        step.optimise("g", generator)
         return out

@@ -41,7 +41,7 @@ from crossingnets.hand.ik import fit_ik
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
-    # Sized so the 18 runs of benchmarks/experiments.py train in about 1.5 h on 2 CPU cores.
+    # The test sets of every accuracy benchmark; train/unlabeled: the unlabeled pool and the mean pose.
     train_frames: int = 8000
     unlabeled_frames: int = 4000
     test_frames: int = 1000

@@ -180,3 +180,21 @@ def test_time_to_accuracy_script_end_to_end(tta, tmp_path):
     result = tta.main(argparse.Namespace(run=tmp_path, out=out, target=12.0))
     assert (result["final_val_mm"], result["total_wall_s"], result["time_to_target_s"]) == (9.0, 600.0, 480.0)
     assert Image.open(out).size == tta.SIZE_PX
+
+
+# -- palm_tilt: the angle of the palm from the camera, binned errors --------------------------------
+
+
+def test_palm_tilt_and_its_bins_by_hand():
+    pt = load_script("palm_tilt")
+    hands = np.zeros((3, 14, 3))
+    hands[:, pt.PALM] = (0.0, 0.0, 500.0)
+    for i, (index, little) in enumerate(
+        [((0, 1, 0), (1, 0, 0)), ((1, 0, 0), (0, 0, 1)), ((1, 0, 0), (0, 1, 0))]
+    ):
+        hands[i, pt.INDEX_ROOT] = hands[i, pt.PALM] + index
+        hands[i, pt.LITTLE_ROOT] = hands[i, pt.PALM] + little
+    tilt = pt.palm_tilt_deg(hands)  # normal towards the camera (-z), sideways, away (+z)
+    np.testing.assert_allclose(tilt, [0.0, 90.0, 180.0], atol=1e-6)
+    bins = pt.by_bin(tilt, np.array([1.0, 2.0, 4.0]))
+    assert bins == {"0-30": [1, 1.0], "90-120": [1, 2.0], "150-180": [1, 4.0]}  # 180 falls in the last

@@ -148,6 +148,18 @@ class Trainer:
             self.ema[n].lerp_(p.detach(), 1.0 - self.cfg.ema_decay)
 
     @torch.no_grad()
+    def _teacher(self, depth: torch.Tensor) -> torch.Tensor:
+        """Latents (B, L) of crops by the moving average of the weights, the mean teacher (before the
+        average's first update, the weights themselves), batch norm on its running statistics. The
+        average is swapped in by `functional_call`, not copied into the weights: the step's graph
+        holds them for its backward pass."""
+        self.model.eval()
+        try:
+            return torch.func.functional_call(self.model, self.ema, (depth,), strict=False)[1]
+        finally:
+            self.model.train()
+
+    @torch.no_grad()
     def _swap_in_ema(self) -> None:
         """End of stage: the moving average replaces the weights; batch norm is re-estimated for it."""
         params = dict(self.model.named_parameters())
@@ -249,7 +261,8 @@ class Trainer:
         for o in self.optimizers.values():
             for g in o.param_groups:
                 g["lr"] = lr
-        step = TrainStep(self.cfg, self._batch, rng, self._optimise, stage_step, self.memory_format)
+        teacher = self._teacher if self.cfg.ema_decay > 0 else None
+        step = TrainStep(self.cfg, self._batch, rng, self._optimise, stage_step, self.memory_format, teacher)
         with torch.autocast(self.ddp.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             losses = self.model.training_step(stage, step)
         self._update_ema()

@@ -473,3 +473,42 @@ def test_adversarial_stage_ablations_drop_their_terms(toy_store, tmp_path, flag,
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     adversarial = [x for x in lines if x["stage"] == "adversarial" and not x.get("ema")][0]
     assert not dropped & set(adversarial) and kept <= set(adversarial)
+
+
+def test_mean_teacher_reads_with_the_moving_average_and_puts_the_weights_back(
+    store: Path, tmp_path: Path
+) -> None:
+    trainer = _tiny_trainer(train_config("tiny-release"), store, tmp_path / "run")
+    model = trainer.model.train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer.ema = {n: 0.5 * p.detach() for n, p in model.named_parameters() if n.startswith("discriminator.")}
+    crops = trainer.data.train.depth[:6]
+    reference = CrossingNet(model.config)
+    reference.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for n, p in reference.named_parameters():
+            if n in trainer.ema:
+                p.copy_(trainer.ema[n])
+        expected = reference.eval().estimate_latent(crops)
+    got = trainer._teacher(crops)
+    torch.testing.assert_close(got, expected)
+    assert not got.requires_grad and model.training
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_consistency_term_trains_on_unlabeled_crops(toy_store, tmp_path) -> None:
+    """`w_consistency`: the posterior and adversarial stages add the mean-teacher term (reported as
+    loss_consistency); it falls as the student learns to agree with its teacher under turns."""
+    store = toy_store(tmp_path / "toy.h5", 40)
+    cfg = train_config("tiny-release", w_consistency=1.0, epochs_posterior=6)
+    T.train(cfg, store, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    terms = [
+        x["loss_consistency"]
+        for x in lines
+        if x["stage"] in ("posterior", "adversarial") and not x.get("ema")
+    ]
+    assert len(terms) == 7 and all(math.isfinite(t) for t in terms)
+    assert min(terms[1:6]) < terms[0]
+    with pytest.raises(ValueError, match="consistency_deg"):
+        train_config("tiny-release", consistency_deg=0.0)

@@ -168,11 +168,18 @@ class LossConfig:
     gan_every: int = 4  # adversarial stage: the GAN and L_smo terms on every k-th step
     render_every: int = 1  # posterior stage: a generator step on every k-th step (~1 posterior step); 0: none
     w_keypoints: float = 1.0  # skeleton generator: weight of its keypoints' L1 error (crop units)
+    w_consistency: float = 0.0  # posterior/adversarial stages: mean-teacher term on unlabeled crops; 0: off
+    consistency_deg: float = 30.0  # its crops turned in-plane by up to +-this for the student
 
     def __post_init__(self) -> None:
         if self.gan_every < 1 or self.render_every < 0:
             raise ValueError(
                 f"gan_every must be >= 1 and render_every >= 0, got {self.gan_every}, {self.render_every}"
+            )
+        if self.w_consistency < 0 or not 0.0 < self.consistency_deg <= 180.0:
+            raise ValueError(
+                f"w_consistency must be >= 0 and consistency_deg in (0, 180], got "
+                f"{self.w_consistency}, {self.consistency_deg}"
             )
         if self.gan_loss not in GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, got {self.gan_loss!r}")
@@ -191,6 +198,9 @@ class TrainStep:
     optimise: Callable[[str, torch.Tensor], None]
     stage_step: int  # steps already taken in this stage
     memory_format: torch.memory_format  # of the crops the convolutions read
+    # crops (B, 1, S, S) -> latents (B, L) by the moving average of the weights (the mean teacher),
+    # without gradients; None where the trainer keeps no average
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 MODELS: dict[str, type[LatentPoseModel]] = {}  # model kind -> class; each concrete model adds itself

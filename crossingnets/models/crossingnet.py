@@ -32,6 +32,7 @@ from crossingnets.models.generator import Generator, LatentAlign
 from crossingnets.models.pose_vae import PoseVAE
 from crossingnets.models.resnet import ResNetDiscriminator, UpsamplingGenerator, compose
 from crossingnets.models.skeleton import SkeletonGenerator
+from crossingnets.rotation import turn_crops, turn_points
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -267,6 +268,25 @@ class CrossingNet(VAELatentModel):
             "pos": L.posterior_loss(z, target),
         }
 
+    def _with_consistency(
+        self, step: TrainStep, out: dict[str, torch.Tensor], total: torch.Tensor
+    ) -> torch.Tensor:
+        """`total` plus (with `w_consistency`) the mean-teacher term on unlabeled crops, in `out`:
+        the student's joints from each crop turned in-plane by a random angle against the
+        teacher's joints from the crop as it is, turned the same way (smooth-L1, pose units). The
+        unlabeled crops teach through the turns the labeled ones cannot cover."""
+        c = step.cfg
+        if not c.w_consistency or step.teacher is None:
+            return total
+        crops = step.batch("images")["depth"]
+        angles = (torch.rand(len(crops), generator=step.rng, device=crops.device) * 2 - 1) * c.consistency_deg
+        target = turn_points(self.decode_latent_units(step.teacher(crops)), angles)
+        turned = turn_crops(crops, angles).contiguous(memory_format=step.memory_format)
+        out["consistency"] = L.joint_loss(
+            self.decode_latent_units(self.estimate_latent(turned)), target, c.joints_beta
+        )
+        return total + c.w_consistency * out["consistency"]
+
     def crop_keypoints(self, joints: torch.Tensor, center_mm: torch.Tensor) -> torch.Tensor:
         """Joints around the crop centre (B, J, 3), pose units, and the centre (B, 3), camera frame,
         mm -> where the crop shows them (B, J, 3): u, v across the crop in [-1, 1], depth in units
@@ -310,7 +330,9 @@ class CrossingNet(VAELatentModel):
         c = step.cfg
         x, joints, target, center = self._labeled_targets(step)
         out = self._posterior_terms(c, self.discriminator.forward_trunk(x), joints, target)
-        step.optimise("d", c.w_joints * out["joints"] + c.w_pos * out["pos"])
+        step.optimise(
+            "d", self._with_consistency(step, out, c.w_joints * out["joints"] + c.w_pos * out["pos"])
+        )
         if c.render_every and step.stage_step % c.render_every == 0:
             out["recons"] = self._render_with_loss(c, target, x, joints, center)[1]
             step.optimise("g", c.w_recons * out["recons"])
@@ -332,7 +354,7 @@ class CrossingNet(VAELatentModel):
         x, joints, target, center = self._labeled_targets(step)
         h_l = d.forward_trunk(x)
         out = self._posterior_terms(c, h_l, joints, target)
-        total = c.w_joints * out["joints"] + c.w_pos * out["pos"]
+        total = self._with_consistency(step, out, c.w_joints * out["joints"] + c.w_pos * out["pos"])
         if step.stage_step % c.gan_every or not (c.use_gan or c.use_smo):
             step.optimise("d", total)
             out["recons"] = self._render_with_loss(c, target, x, joints, center)[1]

@@ -257,12 +257,15 @@ class Trainer:
             mix_seed(self.cfg.seed, self.global_step, self.ddp.rank)
         )
         stage_step = self.epoch * self.steps_per_epoch() + self.step
-        lr = self.cfg.lr_at(stage, stage_step, self.cfg.epochs(stage) * self.steps_per_epoch())
+        stage_steps = self.cfg.epochs(stage) * self.steps_per_epoch()
+        lr = self.cfg.lr_at(stage, stage_step, stage_steps)
         for o in self.optimizers.values():
             for g in o.param_groups:
                 g["lr"] = lr
         teacher = self._teacher if self.cfg.ema_decay > 0 else None
-        step = TrainStep(self.cfg, self._batch, rng, self._optimise, stage_step, self.memory_format, teacher)
+        step = TrainStep(
+            self.cfg, self._batch, rng, self._optimise, stage_step, self.memory_format, teacher, stage_steps
+        )
         with torch.autocast(self.ddp.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             losses = self.model.training_step(stage, step)
         self._update_ema()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -208,3 +209,18 @@ def test_release_generator_with_and_without_its_mask_channel(gen_mask: bool) -> 
     else:
         with pytest.raises(ValueError, match="no hand mask"):
             model.generator.forward_parts(torch.zeros(1, model.config.latent_dims))
+
+
+def test_mean_teacher_rampup_rises_from_almost_nothing_to_full_weight() -> None:
+    """Tarvainen & Valpola's exp(-5 (1 - t)^2) over a fraction of the stage; 1 without a length."""
+
+    def step(i: int, total: int) -> TrainStep:
+        return TrainStep(LossConfig(), lambda _: {}, torch.Generator(), lambda *_: None, i, torch.contiguous_format,
+                         None, total)  # fmt: skip
+
+    assert step(0, 100).rampup(0.5) == pytest.approx(math.exp(-5.0))
+    assert step(25, 100).rampup(0.5) == pytest.approx(math.exp(-1.25))
+    assert step(50, 100).rampup(0.5) == 1.0 == step(90, 100).rampup(0.5)
+    assert step(0, 0).rampup(0.5) == 1.0 == step(0, 100).rampup(0.0)
+    with pytest.raises(ValueError, match="consistency_rampup"):
+        LossConfig(consistency_rampup=-1.0)

@@ -9,6 +9,7 @@ without knowing which model it trains. To add a stage: a name in `stages`, a bra
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -170,16 +171,17 @@ class LossConfig:
     w_keypoints: float = 1.0  # skeleton generator: weight of its keypoints' L1 error (crop units)
     w_consistency: float = 0.0  # posterior/adversarial stages: mean-teacher term on unlabeled crops; 0: off
     consistency_deg: float = 30.0  # its crops turned in-plane by up to +-this for the student
+    consistency_rampup: float = 0.5  # its weight rises from ~0 over this fraction of each stage
 
     def __post_init__(self) -> None:
         if self.gan_every < 1 or self.render_every < 0:
             raise ValueError(
                 f"gan_every must be >= 1 and render_every >= 0, got {self.gan_every}, {self.render_every}"
             )
-        if self.w_consistency < 0 or not 0.0 < self.consistency_deg <= 180.0:
+        if self.w_consistency < 0 or not 0.0 < self.consistency_deg <= 180.0 or self.consistency_rampup < 0:
             raise ValueError(
-                f"w_consistency must be >= 0 and consistency_deg in (0, 180], got "
-                f"{self.w_consistency}, {self.consistency_deg}"
+                f"w_consistency and consistency_rampup must be >= 0 and consistency_deg in (0, 180], got "
+                f"{self.w_consistency}, {self.consistency_rampup}, {self.consistency_deg}"
             )
         if self.gan_loss not in GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, got {self.gan_loss!r}")
@@ -201,6 +203,15 @@ class TrainStep:
     # crops (B, 1, S, S) -> latents (B, L) by the moving average of the weights (the mean teacher),
     # without gradients; None where the trainer keeps no average
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None
+    stage_steps: int = 0  # steps the stage takes in all (0: unknown)
+
+    def rampup(self, fraction: float) -> float:
+        """exp(-5 (1 - t)^2), t = the share of `fraction` of the stage done (clipped to 1): from
+        0.007 to 1, the mean teacher's ramp-up (Tarvainen & Valpola, NeurIPS 2017); 1 without a length."""
+        if fraction <= 0 or self.stage_steps <= 0:
+            return 1.0
+        t = min(1.0, self.stage_step / (fraction * self.stage_steps))
+        return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
 MODELS: dict[str, type[LatentPoseModel]] = {}  # model kind -> class; each concrete model adds itself

@@ -274,7 +274,9 @@ class CrossingNet(VAELatentModel):
         """`total` plus (with `w_consistency`) the mean-teacher term on unlabeled crops, in `out`:
         the student's joints from each crop turned in-plane by a random angle against the
         teacher's joints from the crop as it is, turned the same way (smooth-L1, pose units). The
-        unlabeled crops teach through the turns the labeled ones cannot cover."""
+        unlabeled crops teach through the turns the labeled ones cannot cover. Its weight ramps up
+        over `consistency_rampup` of the stage: at full weight from the first step, the untrained
+        teacher's poses pulled a 2 % run's validation error to 66 mm (from 34 without the term)."""
         c = step.cfg
         if not c.w_consistency or step.teacher is None:
             return total
@@ -285,7 +287,7 @@ class CrossingNet(VAELatentModel):
         out["consistency"] = L.joint_loss(
             self.decode_latent_units(self.estimate_latent(turned)), target, c.joints_beta
         )
-        return total + c.w_consistency * out["consistency"]
+        return total + c.w_consistency * step.rampup(c.consistency_rampup) * out["consistency"]
 
     def crop_keypoints(self, joints: torch.Tensor, center_mm: torch.Tensor) -> torch.Tensor:
         """Joints around the crop centre (B, J, 3), pose units, and the centre (B, 3), camera frame,

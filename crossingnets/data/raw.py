@@ -98,7 +98,8 @@ def labelled_frame(
         uvd, xyz = (
             (label, uvd_to_xyz(label, cam)) if joints_xyz_mm is None else (xyz_to_uvd(label, cam), label)
         )
-    if not (np.isfinite(uvd.astype(np.float32)).all() and np.isfinite(xyz.astype(np.float32)).all()):
+        finite = np.isfinite(uvd.astype(np.float32)).all() and np.isfinite(xyz.astype(np.float32)).all()
+    if not finite:
         raise BadFrameError(
             f"{name}: a joint label is NaN or infinite (in uvd or xyz, as the store's float32)"
         )

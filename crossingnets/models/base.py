@@ -169,7 +169,7 @@ class LossConfig:
     gan_every: int = 4  # adversarial stage: the GAN and L_smo terms on every k-th step
     render_every: int = 1  # posterior stage: a generator step on every k-th step (~1 posterior step); 0: none
     w_keypoints: float = 1.0  # skeleton generator: weight of its keypoints' L1 error (crop units)
-    w_consistency: float = 0.0  # posterior/adversarial stages: mean-teacher term on unlabeled crops; 0: off
+    w_consistency: float = 0.0  # mean-teacher term on unlabeled crops (experimental; 0: off)
     consistency_deg: float = 30.0  # its crops turned in-plane by up to +-this for the student
     consistency_rampup: float = 0.5  # its weight rises from ~0 over this fraction of each stage
 

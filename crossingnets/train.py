@@ -121,7 +121,7 @@ def train(
             raise ValueError(f"--init {init} holds a {kind} model for {mcfg.convention}/{mcfg.crop_px} px; "
                              f"this run trains a {cfg.model} on {store}")  # fmt: skip
         model = _init_model(kind, mcfg, weights, new_generator)
-    d = load_data(data, unlabeled, val, model.config.pose_unit_mm, **data_options(cfg))
+    d = load_data(stores, unlabeled, val, model.config.pose_unit_mm, **data_options(cfg))
     with _run_folder(out, ddp):
         if ddp.main:
             meta = {"train_config": asdict(cfg), "model_kind": cfg.model, "model_config": model.config.to_dict(), "paths": paths,

@@ -174,8 +174,7 @@ class Trainer:
         """Whether this stage trains batch norms of the network that reads crops, whose statistics
         are then re-estimated on real crops. A stage that trains only the generator (`render`)
         leaves them as they are: re-estimated on its store, they moved the bundle's joints by 15 mm."""
-        trained = [p for o in self.optimizers.values() for g in o.param_groups for p in g["params"]]
-        return trains_batch_norm(self.model.depth_reader, trained)
+        return trains_batch_norm(self.model.depth_reader, list(self._trained_parameters().values()))
 
     def _reestimate_and_validate(self, batch_norm: bool) -> bool:
         """Re-estimate batch-norm statistics on real crops (if `batch_norm`), average buffers over

@@ -32,11 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not 0.0 < args.max_palm_tilt_deg <= 180.0:
-        raise SystemExit(
-            f"crossingnets generate: --max-palm-tilt-deg must be in (0, 180], got {args.max_palm_tilt_deg}"
-        )
-    sampler = SamplerConfig(max_palm_tilt_deg=args.max_palm_tilt_deg)
+    try:
+        sampler = SamplerConfig(max_palm_tilt_deg=args.max_palm_tilt_deg)
+    except ValueError as err:
+        raise SystemExit(f"crossingnets generate: --max-palm-tilt-deg: {err}") from None
     cfg = GenerateConfig(
         convention=args.convention, cube_mm=args.cube_mm, crop_px=args.crop_px, sampler=sampler
     )

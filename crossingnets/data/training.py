@@ -84,6 +84,8 @@ def load_data(
     `use_unlabeled` is False (the ablation). Several `data` stores are concatenated in order (e.g.
     hands of two orientation ranges mixed); they must share crop and convention."""
     stores = [data] if isinstance(data, str | os.PathLike) else list(data)
+    if not stores:
+        raise ValueError("no training store given")
     info = read_info(stores[0])
     unit = pose_unit_mm
     frames = frames_from_arrays(load_stores(stores, info), info, unit)
@@ -114,8 +116,6 @@ def load_data(
 
 def load_stores(stores: Sequence[str | os.PathLike], info: StoreInfo) -> dict[str, np.ndarray]:
     """The arrays of `stores` concatenated; each must have `info`'s crop, convention and camera."""
-    if not stores:
-        raise ValueError("no training store given")
     arrays = [load_arrays(stores[0])]
     for path in stores[1:]:
         other = read_info(path)

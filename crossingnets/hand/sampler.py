@@ -93,6 +93,8 @@ class SamplerConfig:
         lo, hi = self.distance_mm
         if not 0 < lo <= hi:
             raise ValueError(f"distance_mm must satisfy 0 < lo <= hi, got {self.distance_mm}")
+        if not 0.0 < self.max_palm_tilt_deg <= 180.0:
+            raise ValueError(f"max_palm_tilt_deg must be in (0, 180], got {self.max_palm_tilt_deg}")
         unknown = {g for g, _ in self.gesture_prob} - set(GESTURES) - {"random"}
         if unknown:
             raise ValueError(f"unknown gestures {sorted(unknown)}; expected {sorted(GESTURES)} or 'random'")

@@ -1,4 +1,5 @@
-"""Validation error against training wall time, from a run folder's metrics.jsonl.
+"""Validation error against training wall time, from a run folder's metrics.jsonl, or from a
+`crossingnets pipeline` folder (its stores and stages on one clock).
 
 Reads the trainer's lines (`stage`, `elapsed_s`, `val_mm`, maybe `val_vae_mm`, `gen_iou`) or a
 prototype's (`phase` for `stage`, `vae_mm` for `val_vae_mm`); lines without `val_mm` (losses only)
@@ -11,6 +12,10 @@ and plotly's PNG export needs a Chromium).
 
     python benchmarks/time_to_accuracy.py --run runs/release [--out docs/time_to_accuracy.png]
 
+A pipeline's stages each start their own clock; here each is shifted by the wall time the pipeline
+recorded for the steps before it (rendering its stores shows as one `data` stretch, a stage's
+start-up and final bookkeeping count), and a stage still running is drawn as far as it got.
+
 Prints one JSON line: final val_mm, total wall time, first time at or below the target (or null).
 """
 
@@ -19,13 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from crossingnets.draw import font
 from crossingnets.files import atomic_output
+from crossingnets.pipeline import STATE_FILE
 
 METRICS_FILE = "metrics.jsonl"
 TARGET_MM = 12.0  # issue 11: synthetic test <= 12 mm
@@ -86,6 +92,27 @@ def read_records(run: Path) -> list[Record]:
     if not path.is_file():
         raise FileNotFoundError(f"no {METRICS_FILE} at {path}")
     return parse_records(path.read_text(encoding="utf-8").splitlines(), str(path))
+
+
+def pipeline_records(folder: Path) -> list[Record]:
+    """The records of a pipeline's stages on one clock (see the module's docstring)."""
+    state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    stages = [s["stage"] for s in state["settings"]["config"]["stages"]]
+    out: list[Record] = []
+    t0 = 0.0
+    for name in [*state["steps"], *(s for s in stages if s not in state["steps"])]:
+        if name.startswith("data/"):
+            t0 += state["steps"][name]["wall_s"]
+            out.append(Record(t0, "data", None, None, None))
+            continue
+        if not (folder / name / METRICS_FILE).is_file():
+            break  # a stage not started yet
+        out += [replace(r, elapsed_s=t0 + r.elapsed_s) for r in read_records(folder / name)]
+        if name not in state["steps"]:
+            break  # the stage running now
+        t0 += state["steps"][name]["wall_s"]
+        out.append(Record(t0, name, None, None, None))
+    return out
 
 
 def stage_spans(records: list[Record]) -> list[tuple[str, float, float]]:
@@ -184,14 +211,16 @@ def figure(records: list[Record], target_mm: float, title: str = "") -> Image.Im
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", type=Path, required=True, help=f"run folder (or its {METRICS_FILE})")
+    p.add_argument(
+        "--run", type=Path, required=True, help=f"run folder (or its {METRICS_FILE}), or a pipeline folder"
+    )
     p.add_argument("--out", type=Path, default=Path("docs/time_to_accuracy.png"), help="figure (PNG)")
     p.add_argument("--target", type=float, default=TARGET_MM, help="validation error to reach, mm")
     return p
 
 
 def main(args: argparse.Namespace) -> dict:
-    records = read_records(args.run)
+    records = pipeline_records(args.run) if (args.run / STATE_FILE).is_file() else read_records(args.run)
     points = [r for r in records if r.val_mm is not None]
     if not points:
         raise ValueError(f"{args.run}: no line with val_mm yet")

@@ -57,6 +57,7 @@ class PipelineConfig:
     stores: tuple[StoreSpec, ...]
     unlabeled: str  # the store every stage reads as the unlabeled pool
     stages: tuple[StageSpec, ...]
+    render_workers: int = 2  # rendering processes of a randomised store
 
 
 _SIDES = ("front", "every_side")
@@ -98,6 +99,7 @@ PIPELINES: dict[str, PipelineConfig] = {
             StageSpec("posterior", _SIDES),
             StageSpec("adversarial", _SIDES),
         ),
+        render_workers=1,
     ),
 }
 
@@ -119,7 +121,7 @@ def plan(cfg: PipelineConfig, out: Path) -> list[Step]:
                 "--cube-mm", str(cfg.cube_mm), "--max-palm-tilt-deg", str(s.max_palm_tilt_deg),
                 "--out", str(store[s.name])]  # fmt: skip
         if s.randomize:
-            argv += ["--randomize", "--workers", "2"]
+            argv += ["--randomize", "--workers", str(cfg.render_workers)]
         steps.append(Step(f"data/{s.name}", store[s.name], tuple(argv), distributed=False))
     init: Path | None = None
     for st in cfg.stages:
@@ -171,7 +173,7 @@ def run_pipeline(preset: str, out: str | os.PathLike, procs: int = 2) -> dict[st
     per step, the model's folder)."""
     cfg, out = PIPELINES[preset], Path(out)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    settings = {"preset": preset, "procs": procs, "config": asdict(cfg)}
+    settings = json.loads(json.dumps({"preset": preset, "procs": procs, "config": asdict(cfg)}))  # as saved
     state = _load_state(out / STATE_FILE, settings)
     steps = plan(cfg, out)
     # One thread per process: two single-threaded processes beat one two-threaded one for these

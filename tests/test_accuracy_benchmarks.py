@@ -70,6 +70,45 @@ def test_frames_without_common_hand_are_left_out(gen):
     assert both_empty == pytest.approx([1.0])
 
 
+def test_ignored_pixels_leave_both_figures(gen):
+    real = np.ones((1, 2, 3))
+    real[0, 0] = 0.0  # hand: the top row; its last pixel will be forearm
+    generated = np.ones((1, 2, 3))
+    generated[0, 0, :2] = 0.1  # 15 mm too far on the hand
+    generated[0, 0, 2] = 0.5  # 75 mm too far on the forearm
+    generated[0, 1, 2] = 0.0  # a generated forearm over real background still counts
+    forearm = np.zeros((1, 2, 3), bool)
+    forearm[0, 0, 2] = True
+    assert gen.silhouette_iou(generated, real) == pytest.approx([3 / 4])
+    assert gen.silhouette_iou(generated, real, ignore=forearm) == pytest.approx([2 / 3])
+    assert gen.foreground_error_mm(generated, real, 300.0) == pytest.approx([35.0])
+    assert gen.foreground_error_mm(generated, real, 300.0, ignore=forearm) == pytest.approx([15.0])
+
+
+def test_forearm_masks_cover_part_of_the_hands_pixels(gen, toy_store, tmp_path):
+    """The masks of fresh renders: the forearm stub is the last two capsules, and what it covers
+    lies within the sensed hand's pixels, a part of them."""
+    from crossingnets.hand.kinematics import FOREARM_RADIUS_MM, hand_capsules
+    from crossingnets.hand.sampler import sample_hands
+
+    info = read_info(toy_store(tmp_path / "toy.h5", 2))
+    pose, shape = sample_hands(np.random.default_rng(0), 4, info.camera)
+    radius = hand_capsules(pose, shape).radius_mm
+    arm = radius[:, -gen.FOREARM_CAPSULES :] / (shape.scale * shape.thickness)[:, None]
+    np.testing.assert_allclose(arm, np.full_like(arm, FOREARM_RADIUS_MM), rtol=1e-5)
+    assert not np.isclose(radius[:, -gen.FOREARM_CAPSULES - 1], radius[:, -1]).any()
+    arrays, forearm = gen.hands_and_forearms(6, seed=3, info=info)
+    s = info.crop.crop_px
+    assert forearm.shape == (6, s, s) and arrays["depth"].shape == (6, 1, s, s)
+    assert forearm.any(axis=(1, 2)).mean() >= 0.5  # most crops show some forearm
+    hand = gen.foreground(arrays["depth"][:, 0])
+    assert (
+        forearm & ~hand
+    ).sum() < 0.25 * forearm.sum()  # the arm is where the sensor sees hand (dropout aside)
+    share = forearm.sum() / hand.sum()
+    assert 0.1 < share < 0.7, share  # a 130 mm stub in the crop's cube, not the whole hand
+
+
 def test_difference_image_colours(gen):
     real = np.array([[0.0, 0.0], [1.0, 1.0]])
     generated = np.array([[0.0, 1.0], [0.0, 1.0]])
@@ -180,6 +219,34 @@ def test_time_to_accuracy_script_end_to_end(tta, tmp_path):
     result = tta.main(argparse.Namespace(run=tmp_path, out=out, target=12.0))
     assert (result["final_val_mm"], result["total_wall_s"], result["time_to_target_s"]) == (9.0, 600.0, 480.0)
     assert Image.open(out).size == tta.SIZE_PX
+
+
+def test_time_to_accuracy_puts_a_pipelines_stages_on_one_clock(tta, tmp_path):
+    """Stores and finished stages by their recorded wall times; the running stage as far as it got."""
+    stages = [{"stage": s, "data": ["a"], "flags": []} for s in ("vae", "posterior", "adversarial")]
+    state = {"settings": {"config": {"stages": stages}},
+             "steps": {"data/a": {"wall_s": 100.0}, "data/b": {"wall_s": 20.0}, "vae": {"wall_s": 60.0}}}  # fmt: skip
+    (tmp_path / "pipeline.json").write_text(json.dumps(state))
+    for stage, lines in (("vae", [(50.0, 70.0)]), ("posterior", [(300.0, 30.0), (600.0, 11.0)])):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "metrics.jsonl").write_text(
+            "".join(json.dumps({"stage": stage, "elapsed_s": t, "val_mm": v}) + "\n" for t, v in lines)
+        )
+    records = tta.pipeline_records(tmp_path)
+    assert [(r.stage, r.elapsed_s, r.val_mm) for r in records] == [
+        ("data", 100.0, None), ("data", 120.0, None), ("vae", 170.0, 70.0), ("vae", 180.0, None),
+        ("posterior", 480.0, 30.0), ("posterior", 780.0, 11.0)]  # fmt: skip
+    assert tta.stage_spans(records) == [
+        ("data", 0.0, 120.0),
+        ("vae", 120.0, 180.0),
+        ("posterior", 180.0, 780.0),
+    ]
+    result = tta.main(argparse.Namespace(run=tmp_path, out=tmp_path / "tta.png", target=12.0))
+    assert (result["final_val_mm"], result["total_wall_s"], result["time_to_target_s"]) == (
+        11.0,
+        780.0,
+        780.0,
+    )
 
 
 # -- palm_tilt: the angle of the palm from the camera, binned errors --------------------------------

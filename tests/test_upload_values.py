@@ -1,6 +1,7 @@
 """The upload tab's small pieces by value: camera menu, the frame preview's grey levels and marks,
 the record's latency, the 3D view's cube, the label notes (gaps mutation testing found)."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -85,3 +86,71 @@ def test_label_notes_say_why_there_is_no_error() -> None:
     errors, note = U.labelled_errors(ex, "x.png", _prediction())
     np.testing.assert_allclose(errors, 5.0, rtol=1e-6)
     assert "mean joint error **5.0 mm**" in note
+
+
+def test_estimate_pose_times_itself_and_mirrors_a_left_hands_drawing() -> None:
+    generated = np.linspace(-1.0, 0.5, 64 * 64, dtype=np.float32).reshape(1, 64, 64)  # (B, S, S)
+    estimator = SimpleNamespace(
+        predict_file=lambda *args, **kwargs: _prediction(), generate_depth=lambda latent: generated
+    )
+    right = U.estimate_pose(estimator, "x.png", "nyu")
+    left = U.estimate_pose(estimator, "x.png", "nyu", handedness="left")
+    assert 0.0 < right.seconds < 10.0  # seconds of this call, not of the clock
+    np.testing.assert_array_equal(left.generated, right.generated[:, ::-1])
+    assert right.generated.shape == (64, 64) and not np.array_equal(left.generated, right.generated)
+
+
+def test_same_camera_within_a_micro_pixel() -> None:
+    near = replace(CAM, fx=CAM.fx + 1e-7)
+    assert U.same_camera(CAM, CAM) and U.same_camera(CAM, near)
+    assert not U.same_camera(CAM, replace(CAM, fx=CAM.fx + 1e-5))
+    assert not U.same_camera(CAM, replace(CAM, cy=CAM.cy + 1.0))
+    assert not U.same_camera(CAM, replace(CAM, width_px=CAM.width_px * 2))
+
+
+def test_the_record_rounds_to_thousandths() -> None:
+    p = _prediction()
+    p = Prediction(**{**p.__dict__, "center_uvd": np.array([320.12345, 240.98765, 600.00049])})
+    p.joints_uvd[0] = [1.23456, 2.34567, 3.45678]
+    record = U.pose_record(U.PoseResult(p, np.ones((64, 64)), 0.5), NYU)
+    assert record["com_uvd"] == [320.123, 240.988, 600.0]
+    assert record["joints"][0]["uvd"] == [1.235, 2.346, 3.457]
+    assert record["latency_ms"] == 500.0
+
+
+def test_a_marked_centres_cross_has_four_arms() -> None:
+    image = Image.new("RGB", (CAM.width_px, CAM.height_px))
+    U.mark_center(image, np.array([320.0, 240.0, 600.0]), CAM, 300.0, (255, 0, 0))
+    px = np.asarray(image)[..., 0] > 0
+    arm = 10  # the arms reach max(5, 480 / 40) = 12 px
+    assert px[240, 320 + arm] and px[240, 320 - arm] and px[240 + arm, 320] and px[240 - arm, 320]
+    assert not px[240 + 16, 320 + 16]
+
+
+def test_depth_image_keeps_depths_below_a_millimetre() -> None:
+    raw = np.zeros((2, 2))
+    raw[0, 0], raw[1, 1] = 0.5, 0.75  # a unit other than mm: still valid pixels
+    grey = np.asarray(U.depth_image(raw))[..., 0]
+    assert grey[0, 0] > 0 and grey[1, 1] > 0 and grey[0, 1] == grey[1, 0] == 0
+
+
+def test_each_hands_mesh_fits_its_joints_and_the_wrong_hand_does_not(tmp_path) -> None:
+    """A right hand's joints meshed as a right hand lie on its surface; fitted as a left hand (the
+    handedness flag inverted) they do not; its mirror image meshed as a left hand does again."""
+    import trimesh
+
+    from crossingnets.hand.kinematics import forward_kinematics, landmarks_to_joints
+    from crossingnets.hand.sampler import sample_hands
+
+    pose, shape = sample_hands(np.random.default_rng(1), 1, CAM)
+    joints = np.asarray(landmarks_to_joints(forward_kinematics(pose, shape), NYU))[0]
+
+    def farthest_joint_mm(joints_mm, handedness):
+        path = U.write_pose_mesh(joints_mm, NYU, tmp_path / f"{handedness}.glb", 10, handedness)
+        assert path == tmp_path / f"{handedness}.glb"
+        vertices = trimesh.load(path, force="mesh").vertices
+        return np.linalg.norm(joints_mm[:, None] - vertices[None], axis=-1).min(axis=1).max()
+
+    assert farthest_joint_mm(joints, "right") < 12.0  # measured 8.2
+    assert farthest_joint_mm(joints, "left") > 15.0  # the mirror fit: 20.8
+    assert farthest_joint_mm(joints * [-1, 1, 1], "left") < 12.0

@@ -122,6 +122,14 @@ def write_pretrained(
     return folder
 
 
+def add_pretrained_metadata(folder: str | os.PathLike, **entries: Any) -> None:
+    """Add (or replace) top-level entries of a released-weights folder's metadata, atomically."""
+    meta = read_pretrained_config(folder)
+    meta["metadata"].update(entries)
+    with atomic_output(Path(folder) / CONFIG_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def read_pretrained_weights(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict in `model.safetensors` of a released-weights folder."""
     path = Path(folder) / WEIGHTS_FILE

@@ -6,7 +6,8 @@ the generator, whose drawings are compared with renders of the same poses) and o
 after the other, each `--init` from the last. This runs them in order as subprocesses (`generate`,
 then `train --stage S` under torchrun with one single-threaded process per core), writes
 `OUT/pipeline.json` (its settings, and the wall time of every finished step) after each step, and
-on a second call skips the finished steps and `--resume`s an interrupted stage.
+on a second call skips the finished steps and `--resume`s an interrupted stage. The model's
+`config.json` gets the same record (metadata `pipeline`).
 
 Layout: `OUT/data/NAME.h5` (stores), `OUT/STAGE/` (one run folder per stage); the model is
 `OUT/<last stage>/model`.
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from crossingnets.checkpoint import add_pretrained_metadata
 from crossingnets.files import atomic_output
 
 STATE_FILE = "pipeline.json"
@@ -197,6 +199,8 @@ def run_pipeline(preset: str, out: str | os.PathLike, procs: int = 2) -> dict[st
         _save_state(out / STATE_FILE, state)
     state["model"] = str(steps[-1].output / "model")
     _save_state(out / STATE_FILE, state)
+    # The model's own record of how it was made: the settings and each step's wall time.
+    add_pretrained_metadata(state["model"], pipeline={k: state[k] for k in ("settings", "steps", "wall_s")})
     return state
 
 

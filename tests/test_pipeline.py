@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from crossingnets.checkpoint import read_pretrained_config
 from crossingnets.models import LatentPoseModel
 from crossingnets.pipeline import PIPELINES, STATE_FILE, command, plan, run_pipeline
 from crossingnets.recipes import TRAIN_PRESETS
@@ -63,6 +64,12 @@ def test_tiny_pipeline_trains_a_model_and_records_every_step(tiny_pipeline):
     assert json.loads((out / STATE_FILE).read_text()) == state
     model = LatentPoseModel.from_pretrained(state["model"])
     assert model.kind == "crossingnet" and model.config.crop_px == 32
+    recorded = read_pretrained_config(state["model"])["metadata"]
+    assert (
+        recorded["pipeline"]["settings"]["preset"] == "tiny"
+        and recorded["pipeline"]["steps"] == state["steps"]
+    )
+    assert recorded["train_config"]["stage"] == "adversarial"  # the last stage's own record is kept
     render = json.loads((out / "render" / "config.json").read_text())
     assert render["paths"]["init"] == str(out / "vae") and render["train_config"]["stage"] == "render"
 

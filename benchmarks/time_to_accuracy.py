@@ -203,7 +203,7 @@ def figure(records: list[Record], target_mm: float, title: str = "") -> Image.Im
         legend.insert(1, (VAE_RGB, "pose VAE reconstruction"))
     lx = w - right - 230
     for k, (rgb, text) in enumerate(legend):
-        y = top + 12 + 20 * k
+        y = top + 40 + 20 * k  # below the stage names
         draw.line([(lx, y), (lx + 24, y)], fill=rgb, width=3)
         draw.text((lx + 32, y), text, fill="black", font=small, anchor="lm")
     return img

@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,45 +63,38 @@ class PipelineConfig:
 
 
 _SIDES = ("front", "every_side")
-PIPELINES: dict[str, PipelineConfig] = {
-    # Issue 11, bundle r5: every side of the hand from the start (session 7 found the back-of-hand
-    # views, a fifth of NYU's test poses, 35-60 mm off when the training hands all faced the camera).
-    "release": PipelineConfig(
-        train_preset="release",
-        crop_px=64,
-        cube_mm=300.0,
-        stores=(
-            StoreSpec("front", 96_000, seed=11),
-            StoreSpec("every_side", 72_000, seed=12, max_palm_tilt_deg=180.0),
-            StoreSpec("renderer", 50_000, seed=2001, randomize=False),  # the generator draws these
-            StoreSpec("pool", 8_000, seed=13, max_palm_tilt_deg=180.0),
-        ),
-        unlabeled="pool",
-        stages=(
-            # Under two processes 4 epochs are 5,144 steps, and their moving average lagged the
-            # weights (3.19 mm against 2.58 on validation poses): twice the epochs, no average.
-            StageSpec("vae", _SIDES, ("--epochs-vae", "8", "--ema-decay", "0")),
-            StageSpec("render", ("renderer",), ("--rotate-deg", "0")),  # as r3g's generator
-            StageSpec("posterior", _SIDES),
-            StageSpec("adversarial", _SIDES),
-        ),
+# Issue 11, bundle r5: every side of the hand from the start (session 7 found the back-of-hand
+# views, a fifth of NYU's test poses, 35-60 mm off when the training hands all faced the camera).
+_RELEASE = PipelineConfig(
+    train_preset="release",
+    crop_px=64,
+    cube_mm=300.0,
+    stores=(
+        StoreSpec("front", 96_000, seed=11),
+        StoreSpec("every_side", 72_000, seed=12, max_palm_tilt_deg=180.0),
+        StoreSpec("renderer", 50_000, seed=2001, randomize=False),  # the generator draws these
+        StoreSpec("pool", 8_000, seed=13, max_palm_tilt_deg=180.0),
     ),
-    "tiny": PipelineConfig(  # for tests: every step in seconds
+    unlabeled="pool",
+    stages=(
+        # Under two processes 4 epochs are 5,144 steps, and their moving average lagged the
+        # weights (3.19 mm against 2.58 on validation poses): twice the epochs, no average.
+        StageSpec("vae", _SIDES, ("--epochs-vae", "8", "--ema-decay", "0")),
+        StageSpec("render", ("renderer",), ("--rotate-deg", "0")),  # as r3g's generator
+        StageSpec("posterior", _SIDES),
+        StageSpec("adversarial", _SIDES),
+    ),
+)
+PIPELINES: dict[str, PipelineConfig] = {
+    "release": _RELEASE,
+    "tiny": replace(  # for tests: the release's steps in seconds (tiny-release has no render epoch)
+        _RELEASE,
         train_preset="tiny-release",
         crop_px=32,
-        cube_mm=300.0,
-        stores=(
-            StoreSpec("front", 48, seed=11),
-            StoreSpec("every_side", 48, seed=12, max_palm_tilt_deg=180.0),
-            StoreSpec("renderer", 48, seed=2001, randomize=False),
-            StoreSpec("pool", 16, seed=13, max_palm_tilt_deg=180.0),
-        ),
-        unlabeled="pool",
-        stages=(
-            StageSpec("vae", _SIDES),
-            StageSpec("render", ("renderer",), ("--epochs-render", "1")),
-            StageSpec("posterior", _SIDES),
-            StageSpec("adversarial", _SIDES),
+        stores=tuple(replace(s, frames=min(s.frames, 48)) for s in _RELEASE.stores),
+        stages=tuple(
+            replace(st, flags=(*st.flags, "--epochs-render", "1")) if st.stage == "render" else st
+            for st in _RELEASE.stages
         ),
         render_workers=1,
     ),

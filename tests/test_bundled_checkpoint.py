@@ -1,13 +1,13 @@
 """The model the app starts with: it loads, has what the app needs, and still estimates poses."""
 
 import json
-from dataclasses import replace
 from pathlib import PurePosixPath, PureWindowsPath
 
 import numpy as np
 import pytest
 
 from crossingnets.camera import get_camera
+from crossingnets.checkpoint import read_pretrained_config
 from crossingnets.data.synthetic import GenerateConfig, iter_frames
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.metrics import joint_errors_mm
@@ -25,15 +25,17 @@ def estimator() -> HandPoseEstimator:
 
 
 def test_is_the_release_network_on_the_benchmark_crops_with_latent_statistics(estimator):
-    """The release preset's networks with the skeleton generator (`train --stage render
-    --new-generator skeleton`); the data's convention and cube; the benchmark's 64 px crops."""
+    """The release preset's networks (`crossingnets pipeline`); the data's convention and cube; the
+    benchmark's 64 px crops; the pipeline's record in its metadata."""
     data_fields = {"convention", "crop_px", "cube_mm"}
     arch = {k: v for k, v in estimator.model.config.to_dict().items() if k not in data_fields}
-    release = replace(PRESETS["release"], gen_arch="skeleton").to_dict()
+    release = PRESETS["release"].to_dict()
     assert arch == {k: v for k, v in release.items() if k not in data_fields}
     assert (estimator.convention.name, estimator.crop.crop_px, estimator.crop.cube_mm) == ("nyu", 64, 300)
     stats = estimator.latent_stats
     assert stats is not None and stats.components.shape[1] == PRESETS["release"].latent_dims
+    pipeline = read_pretrained_config(bundled_checkpoint())["metadata"]["pipeline"]
+    assert pipeline["settings"]["preset"] == "release" and pipeline["wall_s"] < 2 * 3600  # issue 11's budget
 
 
 def test_error_on_fresh_synthetic_hands_stays_under_the_measured_bound(estimator):

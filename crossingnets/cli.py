@@ -23,7 +23,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "mean joint error and success rates, as the community computes them",
     ),
     "train": ("crossingnets.train", "train a Crossing Net (three stages) or a baseline"),
-    "pipeline": ("crossingnets.pipeline", "the release recipe end to end: its stores, then its stages (resumable)"),
+    "pipeline": (
+        "crossingnets.pipeline",
+        "the release recipe end to end: its stores, then its stages (resumable)",
+    ),
     "adapt": ("crossingnets.adapt", "fine-tune a released model to your sensor with your unlabeled frames"),
     "predict": (
         "crossingnets.predict",

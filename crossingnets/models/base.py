@@ -122,9 +122,15 @@ PRESETS: dict[str, CrossingNetConfig] = {
     # skeleton (IoU 0.34 -> 0.60 against the upsampling one, r3g); at inference one re-crop on the
     # palm and 9 in-plane rotations averaged (16.1 -> 15.1 mm, r3).
     "release": CrossingNetConfig(
-        arch="resnet", pca_dims=64, code_dims=32, width=16, gen_width=16, gen_arch="skeleton",
-        recenter_passes=1, test_rotations=9,
-    ),  # fmt: skip
+        arch="resnet",
+        pca_dims=64,
+        code_dims=32,
+        width=16,
+        gen_width=16,
+        gen_arch="skeleton",
+        recenter_passes=1,
+        test_rotations=9,
+    ),
     "tiny-release": CrossingNetConfig(
         crop_px=32,
         arch="resnet",

@@ -154,3 +154,22 @@ def test_each_hands_mesh_fits_its_joints_and_the_wrong_hand_does_not(tmp_path) -
     assert farthest_joint_mm(joints, "right") < 12.0  # measured 8.2
     assert farthest_joint_mm(joints, "left") > 15.0  # the mirror fit: 20.8
     assert farthest_joint_mm(joints * [-1, 1, 1], "left") < 12.0
+
+
+def test_the_preview_caption_gives_each_centre_in_pixels_and_mm(tmp_path) -> None:
+    from crossingnets.data.depth_file import DEFAULT_LIMITS
+    from crossingnets.data.preprocess import detect_center
+
+    depth = np.zeros((CAM.height_px, CAM.width_px), np.uint16)
+    depth[200:260, 300:340] = 650  # a box of a hand 650 mm away, off the image's centre
+    Image.fromarray(depth).save(tmp_path / "box.png")
+    crop = CropConfig(cube_mm=300.0, crop_px=64)
+    ex = SimpleNamespace(
+        config=SimpleNamespace(limits=DEFAULT_LIMITS), crop=crop, estimator=SimpleNamespace(crop=crop)
+    )
+    u, v, d = detect_center(depth.astype(np.float32), CAM, crop)
+    view = U.preview_view(ex, tmp_path / "box.png", "nyu", None, (100.0, 50.0, 700.0))
+    assert view.caption == (
+        f"detector: u={u:.0f} px, v={v:.0f} px, d={d:.0f} mm · your centre: u=100 px, v=50 px, d=700 mm"
+    )
+    assert (round(u), round(v), round(d)) == (320, 230, 650)  # the box's middle, not the frame's

@@ -34,16 +34,15 @@ from tqdm import tqdm
 from crossingnets.camera import xyz_to_uvd
 from crossingnets.data.preprocess import NoHandError, preprocess
 from crossingnets.data.store import StoreInfo, load_arrays, read_info
-from crossingnets.data.synthetic import GenerateConfig
+from crossingnets.data.synthetic import GenerateConfig, render_hands
 from crossingnets.data.training import Frames, frames_from_arrays
 from crossingnets.draw import font
 from crossingnets.files import atomic_output
 from crossingnets.hand.capsules import Capsules
 from crossingnets.hand.conventions import get_convention
-from crossingnets.hand.kinematics import forward_kinematics, hand_capsules, landmarks_to_joints
+from crossingnets.hand.kinematics import hand_capsules
 from crossingnets.hand.render import render_depth
 from crossingnets.hand.sampler import sample_hands
-from crossingnets.hand.sensor import simulate_depth
 from crossingnets.inference import resolve_model_folder
 from crossingnets.models import CrossingNet, LatentPoseModel
 
@@ -122,14 +121,14 @@ def hands_and_forearms(n: int, seed: int, info: StoreInfo) -> tuple[dict[str, np
     rows, masks = [], []
     while len(rows) < n:
         pose, shape = sample_hands(rng, cfg.batch_frames, cam, cfg.sampler)
+        sensed = render_hands(rng, pose, shape, convention, cam, cfg)  # as `generate` draws them
         caps = hand_capsules(pose, shape)
-        sensed = simulate_depth(caps, cam, rng, cfg.sensor, cfg.scene)
         clean = render_depth(caps, cam)
         hand = render_depth(Capsules(*(a[:, :-FOREARM_CAPSULES] for a in caps)), cam)
-        joints = np.asarray(landmarks_to_joints(forward_kinematics(pose, shape), convention), np.float32)
-        for b in range(len(sensed)):
+        joints = sensed.joints_xyz
+        for b in range(len(joints)):
             try:
-                c = preprocess(sensed[b], cam, crop)
+                c = preprocess(sensed.depth_mm[b], cam, crop)
             except NoHandError:
                 continue
             with_arm = preprocess(clean[b], cam, crop, center_uvd=c.com_uvd).depth

@@ -55,7 +55,7 @@ from crossingnets.checkpoint import load_latent_stats, read_pretrained_config
 from crossingnets.data.preprocess import NoHandError
 from crossingnets.data.store import FIELDS, StoreWriter, read_info
 from crossingnets.data.training import load_data
-from crossingnets.files import atomic_output
+from crossingnets.files import write_json
 from crossingnets.inference import HandPoseEstimator, Prediction, resolve_model_folder
 from crossingnets.models import LatentPoseModel
 from crossingnets.models.batchnorm import recompute_running_stats
@@ -299,8 +299,7 @@ def adapt(
     expand_inputs(source.frames)  # a missing file or an empty folder fails now, not after the subset
     settings = {"checkpoint": str(folder), "data": str(data), "source": asdict(source), "config": asdict(cfg)}
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out / SETTINGS_FILE) as tmp:
-        tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    write_json(out / SETTINGS_FILE, settings)
     return _run(out, settings, device=device, max_steps=max_steps, progress=progress)
 
 

@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from crossingnets.files import atomic_output
+from crossingnets.files import atomic_output, write_json
 from crossingnets.pca import LatentStats
 
 FORMAT_VERSION = 1
@@ -117,8 +117,7 @@ def write_pretrained(
     if latent_stats is not None:
         latent_stats.save(folder / LATENT_FILE)
     meta = {"format_version": FORMAT_VERSION, "kind": kind, "config": config, "metadata": metadata or {}}
-    with atomic_output(folder / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(folder / CONFIG_FILE, meta)
     return folder
 
 
@@ -126,8 +125,7 @@ def add_pretrained_metadata(folder: str | os.PathLike, **entries: Any) -> None:
     """Add (or replace) top-level entries of a released-weights folder's metadata, atomically."""
     meta = read_pretrained_config(folder)
     meta["metadata"].update(entries)
-    with atomic_output(Path(folder) / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(Path(folder) / CONFIG_FILE, meta)
 
 
 def read_pretrained_weights(folder: str | os.PathLike) -> dict[str, torch.Tensor]:

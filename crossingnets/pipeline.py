@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from crossingnets.checkpoint import add_pretrained_metadata
-from crossingnets.files import atomic_output
+from crossingnets.files import write_json
+from crossingnets.trainer import CHECKPOINT_FILE
 
 STATE_FILE = "pipeline.json"
 
@@ -160,11 +161,6 @@ def _load_state(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def _save_state(path: Path, state: dict[str, Any]) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(state, indent=2) + "\n")
-
-
 def run_pipeline(preset: str, out: str | os.PathLike, procs: int = 2) -> dict[str, Any]:
     """Run (or continue) pipeline `preset` in folder `out`; returns its state (settings, wall time
     per step, the model's folder)."""
@@ -179,7 +175,7 @@ def run_pipeline(preset: str, out: str | os.PathLike, procs: int = 2) -> dict[st
     for i, step in enumerate(steps, 1):
         if step.name in state["steps"]:
             continue
-        resume = step.distributed and (step.output / "checkpoint.pt").exists()
+        resume = step.distributed and (step.output / CHECKPOINT_FILE).exists()
         print(f"[pipeline {i}/{len(steps)}] {step.name}{' (resumed)' if resume else ''}", flush=True)
         t0 = time.perf_counter()
         done = subprocess.run(command(step, procs, resume), env=env)
@@ -189,9 +185,9 @@ def run_pipeline(preset: str, out: str | os.PathLike, procs: int = 2) -> dict[st
         wall_s = time.perf_counter() - t0
         state["steps"][step.name] = {"wall_s": round(wall_s, 1), "resumed": resume}
         state["wall_s"] = round(sum(s["wall_s"] for s in state["steps"].values()), 1)
-        _save_state(out / STATE_FILE, state)
+        write_json(out / STATE_FILE, state)
     state["model"] = str(steps[-1].output / "model")
-    _save_state(out / STATE_FILE, state)
+    write_json(out / STATE_FILE, state)
     # The model's own record of how it was made: the settings and each step's wall time.
     add_pretrained_metadata(state["model"], pipeline={k: state[k] for k in ("settings", "steps", "wall_s")})
     return state

@@ -30,7 +30,7 @@ from crossingnets.checkpoint import CONFIG_FILE, load_training_state
 from crossingnets.data.store import read_info
 from crossingnets.data.training import load_data
 from crossingnets.distributed import Dist, init_distributed
-from crossingnets.files import atomic_output
+from crossingnets.files import write_json
 from crossingnets.models import (
     GAN_LOSSES,
     GEN_ARCHS,
@@ -127,8 +127,7 @@ def train(
             meta = {"train_config": asdict(cfg), "model_kind": cfg.model, "model_config": model.config.to_dict(), "paths": paths,
                     "num_train": len(d.train), "num_labeled": len(d.labeled), "num_images": len(d.images),
                     "num_val": 0 if d.val is None else len(d.val), "world_size": ddp.world}  # fmt: skip
-            with atomic_output(out / CONFIG_FILE) as tmp:
-                tmp.write_text(json.dumps(meta, indent=2) + "\n")
+            write_json(out / CONFIG_FILE, meta)
         trainer = Trainer(cfg, d, out, model, ddp, paths, progress, tensorboard)
         return trainer.run(max_steps)
 

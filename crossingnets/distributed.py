@@ -7,7 +7,9 @@ wrapper handles badly, and batch-norm buffers are averaged the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -35,18 +37,28 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def init_distributed(device_name: str) -> Dist:
-    """Join the torchrun process group if WORLD_SIZE > 1 (NCCL on GPUs, gloo on CPUs)."""
+@contextlib.contextmanager
+def process_group(device_name: str) -> Iterator[Dist]:
+    """Join the torchrun process group if WORLD_SIZE > 1 (NCCL on GPUs, gloo on CPUs) and leave it
+    on the way out: a process that exits with gloo's threads still running aborts ("terminate
+    called without an active exception"), which torchrun reports as a failed run."""
     device = resolve_device(device_name)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return Dist(device=device)
+        yield Dist(device=device)
+        return
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), device)
+    if dist.is_initialized():  # the caller's group: the caller leaves it
+        yield Dist(dist.get_rank(), dist.get_world_size(), device)
+        return
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield Dist(dist.get_rank(), dist.get_world_size(), device)
+        dist.barrier()  # no process tears down its group while another still talks to it
+    finally:
+        dist.destroy_process_group()
 
 
 def all_mean(tensors: list[torch.Tensor], world: int) -> None:

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from crossingnets.checkpoint import CONFIG_FILE, load_training_state
 from crossingnets.data.store import read_info
 from crossingnets.data.training import load_data
-from crossingnets.distributed import Dist, init_distributed
+from crossingnets.distributed import Dist, process_group
 from crossingnets.files import write_json
 from crossingnets.models import (
     GAN_LOSSES,
@@ -73,6 +73,21 @@ def _init_model(
     return model
 
 
+def _new_model(
+    cfg: TrainConfig, store_path: str, init: str | os.PathLike | None, new_generator: dict[str, Any] | None
+) -> torch.nn.Module:
+    """A fresh model for the store's convention and crop, or the `init` weights (checked to fit)."""
+    info = read_info(store_path)
+    store = {"convention": info.convention.name, "crop_px": info.crop.crop_px, "cube_mm": info.crop.cube_mm}
+    if init is None:
+        return MODELS[cfg.model](model_config(cfg.preset, **store))
+    kind, mcfg, weights = _load_init(init)
+    if kind != cfg.model or any(getattr(mcfg, k) != v for k, v in store.items()):
+        raise ValueError(f"--init {init} holds a {kind} model for {mcfg.convention}/{mcfg.crop_px} px; "
+                         f"this run trains a {cfg.model} on {store}")  # fmt: skip
+    return _init_model(kind, mcfg, weights, new_generator)
+
+
 @contextlib.contextmanager
 def _run_folder(out: Path, ddp: Dist) -> Iterator[None]:
     if ddp.main:
@@ -109,27 +124,18 @@ def train(
     }
     stores = [str(data)] if isinstance(data, str | os.PathLike) else [str(p) for p in data]
     paths["data"] = stores[0] if len(stores) == 1 else stores  # one store: as runs always recorded it
-    ddp = init_distributed(device)
-    info = read_info(stores[0])
-    store = {"convention": info.convention.name, "crop_px": info.crop.crop_px, "cube_mm": info.crop.cube_mm}
-    torch.manual_seed(cfg.seed)
-    if init is None:
-        model = MODELS[cfg.model](model_config(cfg.preset, **store))
-    else:
-        kind, mcfg, weights = _load_init(init)
-        if kind != cfg.model or any(getattr(mcfg, k) != v for k, v in store.items()):
-            raise ValueError(f"--init {init} holds a {kind} model for {mcfg.convention}/{mcfg.crop_px} px; "
-                             f"this run trains a {cfg.model} on {store}")  # fmt: skip
-        model = _init_model(kind, mcfg, weights, new_generator)
-    d = load_data(stores, unlabeled, val, model.config.pose_unit_mm, **data_options(cfg))
-    with _run_folder(out, ddp):
-        if ddp.main:
-            meta = {"train_config": asdict(cfg), "model_kind": cfg.model, "model_config": model.config.to_dict(), "paths": paths,
-                    "num_train": len(d.train), "num_labeled": len(d.labeled), "num_images": len(d.images),
-                    "num_val": 0 if d.val is None else len(d.val), "world_size": ddp.world}  # fmt: skip
-            write_json(out / CONFIG_FILE, meta)
-        trainer = Trainer(cfg, d, out, model, ddp, paths, progress, tensorboard)
-        return trainer.run(max_steps)
+    with process_group(device) as ddp:
+        torch.manual_seed(cfg.seed)
+        model = _new_model(cfg, stores[0], init, new_generator)
+        d = load_data(stores, unlabeled, val, model.config.pose_unit_mm, **data_options(cfg))
+        with _run_folder(out, ddp):
+            if ddp.main:
+                meta = {"train_config": asdict(cfg), "model_kind": cfg.model, "model_config": model.config.to_dict(), "paths": paths,
+                        "num_train": len(d.train), "num_labeled": len(d.labeled), "num_images": len(d.images),
+                        "num_val": 0 if d.val is None else len(d.val), "world_size": ddp.world}  # fmt: skip
+                write_json(out / CONFIG_FILE, meta)
+            trainer = Trainer(cfg, d, out, model, ddp, paths, progress, tensorboard)
+            return trainer.run(max_steps)
 
 
 def resume(
@@ -145,14 +151,14 @@ def resume(
     state = load_training_state(out / CHECKPOINT_FILE)
     cfg = TrainConfig(**state["train_config"])
     paths = state["paths"]
-    ddp = init_distributed(device)
-    model = MODELS[cfg.model](CrossingNetConfig.from_dict(state["model_config"]))
-    d = load_data(
-        paths["data"], paths["unlabeled"], paths["val"], model.config.pose_unit_mm, **data_options(cfg)
-    )
-    trainer = Trainer(cfg, d, out, model, ddp, paths, progress, tensorboard)
-    trainer.load_state_dict(state)
-    return trainer.run(max_steps)
+    with process_group(device) as ddp:
+        model = MODELS[cfg.model](CrossingNetConfig.from_dict(state["model_config"]))
+        d = load_data(
+            paths["data"], paths["unlabeled"], paths["val"], model.config.pose_unit_mm, **data_options(cfg)
+        )
+        trainer = Trainer(cfg, d, out, model, ddp, paths, progress, tensorboard)
+        trainer.load_state_dict(state)
+        return trainer.run(max_steps)
 
 
 # ---------------------------------------------------------------------------------------------

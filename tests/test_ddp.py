@@ -37,3 +37,34 @@ def test_two_gloo_processes_train_all_stages(tmp_path: Path, toy_store) -> None:
     assert [m["global_step"] for m in lines] == [3, 6, 9]
     state = load_training_state(out / CHECKPOINT_FILE)
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+SESSION = """
+import sys, torch, torch.distributed as dist
+from crossingnets.distributed import process_group
+with process_group("cpu") as d:
+    total = torch.tensor([d.rank + 1.0])
+    dist.all_reduce(total)
+    assert d.world == 2 and total.item() == 3.0
+assert not dist.is_initialized()  # left on the way out
+dist.init_process_group("gloo")
+with process_group("cpu") as d:
+    assert d.world == 2
+assert dist.is_initialized()  # a group the caller made is the caller's to leave
+dist.destroy_process_group()
+open(f"{sys.argv[1]}/left{d.rank}", "w").close()
+"""
+
+
+def test_process_group_is_left_on_the_way_out(tmp_path: Path) -> None:
+    """A process that exits with gloo's threads running can abort ("terminate called without an
+    active exception", SIGABRT), failing a finished torchrun run: training leaves its group."""
+    script = tmp_path / "session.py"
+    script.write_text(SESSION)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [*torchrun, str(script), str(tmp_path)]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "left0").exists() and (tmp_path / "left1").exists()

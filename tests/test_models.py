@@ -224,3 +224,33 @@ def test_mean_teacher_rampup_rises_from_almost_nothing_to_full_weight() -> None:
     assert step(0, 0).rampup(0.5) == 1.0 == step(0, 100).rampup(0.0)
     with pytest.raises(ValueError, match="consistency_rampup"):
         LossConfig(consistency_rampup=-1.0)
+
+
+def test_adversarial_generator_loss_weighs_its_gan_term_by_w_gan_generator() -> None:
+    """The generator's loss in a GAN step of the adversarial stage is recons + w_gan * scale * g_gan
+    + w_smo * g_smo; the discriminator's loss does not depend on the scale."""
+    d_losses = []
+    for scale in (0.0, 0.2):
+        torch.manual_seed(0)
+        model = CrossingNet(model_config("tiny", convention="icvl")).train()
+        batch = {"depth": torch.rand(4, 1, 32, 32) * 2 - 1, "pose": torch.randn(4, model.config.pose_dims),
+                 "root": torch.randn(4, 3), "center": torch.tensor([0.0, 0.0, 600.0]) + 50 * torch.randn(4, 3)}  # fmt: skip
+        losses: dict[str, list[float]] = {"d": [], "g": []}
+
+        def optimise(name: str, loss: torch.Tensor, losses=losses, model=model) -> None:
+            losses[name].append(loss.item())
+            model.zero_grad()
+            loss.backward()
+
+        cfg = LossConfig(w_gan=0.5, w_smo=0.25, w_gan_generator=scale)
+        rng = torch.Generator().manual_seed(0)
+        out = model.step_adversarial(
+            TrainStep(cfg, lambda _, b=batch: b, rng, optimise, 0, torch.contiguous_format)
+        )
+        want = out["recons"] + 0.5 * scale * out["g_gan"] + 0.25 * out["g_smo"]
+        assert losses["g"] == [pytest.approx(want.item(), rel=1e-5)]
+        assert out["g_gan"].item() > 0.01  # the term is there, weighed
+        d_losses.append(losses["d"])
+    assert d_losses[0] == d_losses[1]
+    with pytest.raises(ValueError, match="w_gan_generator"):
+        LossConfig(w_gan_generator=-1.0)

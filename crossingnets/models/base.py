@@ -175,6 +175,7 @@ class LossConfig:
     joints_beta: float = 0.02  # smooth-L1 transition, pose units (1 mm at 50 mm units)
     recons_fg_weight: float = 4.0  # paper generator, release stages: extra L1 weight of hand pixels
     gan_every: int = 4  # adversarial stage: the GAN and L_smo terms on every k-th step
+    w_gan_generator: float = 1.0  # adversarial stage: the generator's GAN term at w_gan times this
     render_every: int = 1  # posterior stage: a generator step on every k-th step (~1 posterior step); 0: none
     w_keypoints: float = 1.0  # skeleton generator: weight of its keypoints' L1 error (crop units)
     w_consistency: float = 0.0  # mean-teacher term on unlabeled crops (experimental; 0: off)
@@ -182,9 +183,10 @@ class LossConfig:
     consistency_rampup: float = 0.5  # its weight rises from ~0 over this fraction of each stage
 
     def __post_init__(self) -> None:
-        if self.gan_every < 1 or self.render_every < 0:
+        if self.gan_every < 1 or self.render_every < 0 or self.w_gan_generator < 0:
             raise ValueError(
-                f"gan_every must be >= 1 and render_every >= 0, got {self.gan_every}, {self.render_every}"
+                f"gan_every must be >= 1, render_every and w_gan_generator >= 0, got {self.gan_every}, "
+                f"{self.render_every}, {self.w_gan_generator}"
             )
         if self.w_consistency < 0 or not 0.0 < self.consistency_deg <= 180.0 or self.consistency_rampup < 0:
             raise ValueError(

@@ -384,7 +384,7 @@ class CrossingNet(VAELatentModel):
             h_fake = d.forward_trunk(rendered)
             if c.use_gan:
                 out["g_gan"] = self._generator_gan_term(c, real_features.detach(), h_fake)
-                generator = generator + c.w_gan * out["g_gan"]
+                generator = generator + c.w_gan * c.w_gan_generator * out["g_gan"]
             if c.use_smo:
                 f_fake = d.forward_smoothness(h_fake)
                 out["g_smo"] = L.smoothness_loss(f_fake[b:], f_l.detach(), f_fake[:b], z_r, target)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import reprlib
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ from typing import Any
 
 from crossingnets.checkpoint import add_pretrained_metadata
 from crossingnets.files import write_json
+from crossingnets.models import model_config
+from crossingnets.recipes import train_config
 from crossingnets.trainer import CHECKPOINT_FILE
 
 STATE_FILE = "pipeline.json"
@@ -149,14 +152,41 @@ def command(step: Step, procs: int, resume: bool) -> list[str]:
     return [sys.executable, "-m", "crossingnets.cli", *argv]
 
 
+def settings(preset: str, procs: int) -> dict[str, Any]:
+    """What decides a pipeline's outputs, as saved in JSON: its steps, and the training and model
+    presets its stages read (a preset changed in the code must not pass for the recorded one)."""
+    cfg = PIPELINES[preset]
+    return json.loads(json.dumps({
+        "preset": preset, "procs": procs, "config": asdict(cfg),
+        "train_preset": asdict(train_config(cfg.train_preset)),
+        "model_preset": model_config(cfg.train_preset).to_dict(),
+    }))  # fmt: skip
+
+
+def _differences(old: Any, new: Any, name: str = "") -> list[str]:
+    """Dotted names of the entries where two JSON trees differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [*old, *(k for k in new if k not in old)]
+        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{name}.{k}".lstrip("."))]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            for d in _differences(a, b, f"{name}[{i}]")
+        ]
+    return [] if old == new else [f"{name}: {reprlib.repr(old)} -> {reprlib.repr(new)}"]
+
+
 def _load_state(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if not path.exists():
         return {"settings": settings, "steps": {}}
     state = json.loads(path.read_text())
     if state.get("settings") != settings:
+        changed = _differences(state.get("settings"), settings)
         raise SystemExit(
-            f"crossingnets pipeline: {path} records other settings ({state.get('settings')}); "
-            "choose another --out or pass the same --preset and --procs"
+            f"crossingnets pipeline: {path} records other settings ({'; '.join(changed[:6])}"
+            f"{'; ...' if len(changed) > 6 else ''}): choose another --out, or pass the --preset and "
+            "--procs it was made with under the code it was made with"
         )
     return state
 
@@ -166,8 +196,7 @@ def run_pipeline(preset: str, out: str | os.PathLike, procs: int = 2) -> dict[st
     per step, the model's folder)."""
     cfg, out = PIPELINES[preset], Path(out)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    settings = json.loads(json.dumps({"preset": preset, "procs": procs, "config": asdict(cfg)}))  # as saved
-    state = _load_state(out / STATE_FILE, settings)
+    state = _load_state(out / STATE_FILE, settings(preset, procs))
     steps = plan(cfg, out)
     # One thread per process: two single-threaded processes beat one two-threaded one for these
     # small convolutions (1.57x measured in session 7).

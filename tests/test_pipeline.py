@@ -86,6 +86,28 @@ def test_a_finished_pipeline_runs_nothing_again_and_refuses_other_settings(tiny_
         run_pipeline("tiny", out, procs=2)
 
 
+def test_a_training_preset_changed_in_the_code_is_not_taken_for_the_recorded_one(tiny_pipeline):
+    """The record holds the presets the stages read: a folder made under other code is refused,
+    naming what changed."""
+    out, _ = tiny_pipeline
+    recorded = json.loads((out / STATE_FILE).read_text())
+    assert (
+        recorded["settings"]["train_preset"]["epochs_posterior"]
+        == TRAIN_PRESETS["tiny-release"].epochs_posterior
+    )
+    older = json.loads(json.dumps(recorded))
+    older["settings"]["train_preset"]["epochs_posterior"] += 3
+    older["settings"]["model_preset"]["gen_arch"] = "skeleton"
+    other = out.parent / "older"
+    other.mkdir()
+    (other / STATE_FILE).write_text(json.dumps(older))
+    with pytest.raises(
+        SystemExit,
+        match=r"train_preset.epochs_posterior: 5 -> 2; model_preset.gen_arch: 'skeleton' -> 'upsampling'",
+    ):
+        run_pipeline("tiny", other, procs=1)
+
+
 def test_an_interrupted_stage_is_resumed_and_a_failed_step_stops_the_pipeline(tiny_pipeline, monkeypatch):
     out, state = tiny_pipeline
     recorded = json.loads((out / STATE_FILE).read_text())

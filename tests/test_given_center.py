@@ -5,6 +5,7 @@ equal to the detected one would prove nothing)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from crossingnets.camera import CAMERAS
 from crossingnets.checkpoint import LatentStats
 from crossingnets.data.depth_file import load_depth
 from crossingnets.data.preprocess import preprocess
+from crossingnets.explorer import upload
 from crossingnets.explorer.space import Explorer
 from crossingnets.explorer.upload import estimate_pose, upload_view
 from crossingnets.models import PRESETS, CrossingNet
@@ -68,3 +70,14 @@ def test_upload_tab_shows_and_writes_the_given_centre(explorer: Explorer, tmp_pa
     np.testing.assert_allclose(json.loads(view.files[0].read_text())["com_uvd"], center, atol=1e-3)
     assert np.asarray(view.overlay).tolist() != np.asarray(detected.overlay).tolist()
     assert not np.allclose(view.joints_xyz_mm, detected.joints_xyz_mm, atol=1.0)
+
+
+def test_upload_summary_gives_the_calls_latency_in_milliseconds(
+    explorer: Explorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary's figure is the call's seconds x 1000, as the JSON record has it."""
+    timed = upload.estimate_pose
+    monkeypatch.setattr(upload, "estimate_pose", lambda *a, **k: replace(timed(*a, **k), seconds=2.5))
+    view = upload_view(explorer, EXAMPLE, "nyu", None, None, tmp_path)
+    assert view.summary.startswith("**2500.0 ms** server side")
+    assert json.loads(view.files[0].read_text())["latency_ms"] == 2500.0

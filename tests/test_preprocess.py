@@ -133,3 +133,40 @@ def test_a_window_of_the_frame_gives_the_frame_s_centre_and_crop():
     np.testing.assert_array_equal(part.depth, whole.depth)
     with pytest.raises(ValueError, match="leaves the 640x480 frame"):
         detect_center(window, CAM, CFG, origin_px=(600, v0))
+
+
+def _hand_rows_and_cols(com: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]):
+    """Which crop rows and columns sample a frame pixel of the box (rows, cols): nearest pixel."""
+    grid = np.arange(CFG.crop_px, dtype=np.float64)
+    src = np.rint(crop_to_uvd(np.stack([grid, grid, np.zeros_like(grid)], axis=-1), com, CAM, CFG))
+    return (rows[0] <= src[:, 1]) & (src[:, 1] < rows[1]), (cols[0] <= src[:, 0]) & (src[:, 0] < cols[1])
+
+
+@pytest.mark.parametrize("corner", ["top-left", "bottom-right"])
+def test_windows_reach_the_frame_s_edges_and_crops_read_their_first_and_last_pixels(corner):
+    """A hand in a corner of the frame: the window that holds it may touch the frame's edges, and
+    the crop samples the frame's first (or last) row and column like any other."""
+    h, w = CAM.height_px, CAM.width_px
+    rows, cols = ((0, 60), (0, 50)) if corner == "top-left" else ((h - 60, h), (w - 50, w))
+    frame = box_frame(600.0, rows, cols)
+    v0, u0 = (0, 0) if corner == "top-left" else (h - 80, w - 70)
+    whole, part = (
+        preprocess(frame, CAM, CFG),
+        preprocess(frame[v0 : v0 + 80, u0 : u0 + 70], CAM, CFG, origin_px=(u0, v0)),
+    )
+    np.testing.assert_array_equal(part.depth, whole.depth)
+    np.testing.assert_array_equal(part.com_uvd, whole.com_uvd)
+    in_rows, in_cols = _hand_rows_and_cols(whole.com_uvd, rows, cols)
+    np.testing.assert_array_equal(whole.depth < BACKGROUND, np.outer(in_rows, in_cols))
+
+
+def test_a_window_past_an_edge_is_refused_and_a_bad_one_named_a_window():
+    window = np.full((80, 70), 600.0, np.float32)
+    for origin in ((0, 0), (CAM.width_px - 70, CAM.height_px - 80)):
+        detect_center(window, CAM, CFG, origin_px=origin)
+    for origin in ((-1, 0), (0, -1), (CAM.width_px - 69, 0), (0, CAM.height_px - 79)):
+        with pytest.raises(ValueError, match="leaves the 640x480 frame"):
+            detect_center(window, CAM, CFG, origin_px=origin)
+    window[3, 4] = np.nan
+    with pytest.raises(ValueError, match="depth window"):
+        preprocess(window, CAM, CFG, origin_px=(10, 10))

@@ -111,8 +111,13 @@ def detect_center(
     """
     depth, origin = _frame_or_window(depth_mm, origin_px, cam)
     rows, top_bits = _scan_frame(depth, cfg.max_depth_mm)
-    _check_values(depth, top_bits, "depth frame")
+    _check_values(depth, top_bits, _frame_name(origin_px))
     return _detect_center(depth, rows, origin, cam, cfg)
+
+
+def _frame_name(origin_px: tuple[int, int] | None) -> str:
+    """What the user's array is called in messages: a whole frame, or a window of one."""
+    return "depth frame" if origin_px is None else "depth window"
 
 
 def _frame_or_window(
@@ -120,7 +125,7 @@ def _frame_or_window(
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """The checked-shape float32 array and its origin in the frame: (0, 0) for a whole frame; a
     window must lie inside the camera's frame."""
-    depth = _as_frame(depth_mm, "depth frame" if origin_px is None else "depth window")
+    depth = _as_frame(depth_mm, _frame_name(origin_px))
     if origin_px is None:
         return depth, (0, 0)
     u0, v0 = (int(x) for x in origin_px)
@@ -305,7 +310,7 @@ def crop_depth(
     """(H, W) depth mm -> (crop_px, crop_px) float32 in [-1, 1], background +1. `origin_px`:
     `depth_mm` is a window of the camera's frame (see `preprocess`)."""
     depth, origin = _frame_or_window(depth_mm, origin_px, cam)
-    _check_values(depth, _largest_bits(depth.reshape(-1).view(np.uint32)), "depth frame")
+    _check_values(depth, _largest_bits(depth.reshape(-1).view(np.uint32)), _frame_name(origin_px))
     return _crop_depth(depth, origin, np.asarray(com_uvd, dtype=np.float64), cam, cfg)
 
 
@@ -365,7 +370,7 @@ def preprocess(
     those of that frame, for the work of the window (a rendered hand's box holds all its pixels).
     """
     depth, origin = _frame_or_window(depth_mm, origin_px, cam)
-    return _preprocess(depth, origin, cam, cfg, center_uvd)
+    return _preprocess(depth, origin, cam, cfg, center_uvd, _frame_name(origin_px))
 
 
 def _preprocess(
@@ -374,13 +379,14 @@ def _preprocess(
     cam: Intrinsics,
     cfg: CropConfig,
     center_uvd: np.ndarray | None,
+    name: str,
 ) -> Crop:
     if center_uvd is None:
         rows, top_bits = _scan_frame(depth, cfg.max_depth_mm)
-        _check_values(depth, top_bits, "depth frame")
+        _check_values(depth, top_bits, name)
         com = _detect_center(depth, rows, origin, cam, cfg)
     else:  # only the values to check: a lighter pass
-        _check_values(depth, _largest_bits(depth.reshape(-1).view(np.uint32)), "depth frame")
+        _check_values(depth, _largest_bits(depth.reshape(-1).view(np.uint32)), name)
         com = np.asarray(center_uvd, float)
     if com.shape != (3,) or not np.isfinite(com).all() or com[2] <= 0:
         raise ValueError(f"hand centre must be finite (u, v, d) with d > 0 mm, got {com}")

@@ -23,7 +23,6 @@ Rendered frames are kept in OUT/frames and reused. The last stdout line is one J
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
 import shutil
@@ -43,18 +42,8 @@ from crossingnets.data.store import load_arrays, read_info
 from crossingnets.files import shared_data_dir
 from crossingnets.inference import HandPoseEstimator
 
-
-def _pose_accuracy():
-    """benchmarks/pose_accuracy.py as a module (benchmarks/ is not a package): its test sets and figures."""
-    path = Path(__file__).with_name("pose_accuracy.py")
-    spec = importlib.util.spec_from_file_location("pose_accuracy", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
-
-
-PA = _pose_accuracy()
+sys.path.insert(0, str(Path(__file__).parent))  # benchmarks/ is not a package: its test sets
+import pose_accuracy as PA  # noqa: E402
 
 
 def render_halves(store: Path, labels: Path, n: int, folder: Path) -> tuple[Path, Path]:

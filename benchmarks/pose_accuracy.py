@@ -25,7 +25,6 @@ Prints a markdown table, then one JSON line with every figure.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
 import sys
@@ -47,6 +46,8 @@ from crossingnets.hand.conventions import get_convention
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.metrics import joint_errors_mm, success_rate
 from crossingnets.models import LatentPoseModel
+
+sys.path.insert(0, str(Path(__file__).parent))  # benchmarks/ is not a package: its sibling scripts
 
 STORE_SETS = {  # test set -> store under --bench
     "synthetic_test": "test.h5",
@@ -104,7 +105,8 @@ def synthetic_raw_frames(n: int, seed: int, cfg: GenerateConfig) -> Iterator[tup
 
 def second_renderer_raw_frames(store: Path, labels: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The second renderer's raw frames of `store` (its seed and NYU rows), rendered again."""
-    sr = _second_renderer()
+    import second_renderer as sr  # here: trimesh is imported only where raw frames are asked for
+
     info = read_info(store)
     cam = get_camera("nyu")
     poses = sr.load_nyu_poses(labels, cam)[np.asarray(json.loads(info.attrs["nyu_rows"]))]
@@ -113,16 +115,6 @@ def second_renderer_raw_frames(store: Path, labels: Path) -> Iterator[tuple[np.n
             pose, sr.frame_rng(int(info.attrs["seed"]), i), cam, sr.SecondRendererConfig()
         )
         yield frame.depth_mm, frame.joints_xyz
-
-
-def _second_renderer():
-    """benchmarks/second_renderer.py as a module (benchmarks/ is not a package)."""
-    path = Path(__file__).with_name("second_renderer.py")
-    spec = importlib.util.spec_from_file_location("second_renderer", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def raw_errors(

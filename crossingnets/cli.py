@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "crossingnets.pipeline",
         "the release recipe end to end: its stores, then its stages (resumable)",
     ),
+    "pseudo-label": (
+        "crossingnets.pseudo_labels",
+        "a model's estimates on a run's unlabeled frames as labels, where its turned estimates agree",
+    ),
     "adapt": ("crossingnets.adapt", "fine-tune a released model to your sensor with your unlabeled frames"),
     "predict": (
         "crossingnets.predict",

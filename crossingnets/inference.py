@@ -147,6 +147,29 @@ class HandPoseEstimator:
         activations). The joints average the estimator's test-time rotations unless `rotate` is
         False; the latent is the unturned crop's.
         """
+        return self._predict_crops(crops, center_uvd, camera, batch_size, rotate)[0]
+
+    @torch.inference_mode()
+    def predict_crops_with_spread(
+        self,
+        crops: np.ndarray | torch.Tensor,
+        center_uvd: np.ndarray,
+        camera: Intrinsics,
+        batch_size: int = 256,
+    ) -> tuple[Prediction, np.ndarray]:
+        """`predict_crops`, and how far each frame's turned estimates spread: (B,) mm, the mean
+        distance of their joints from the average (0 with one rotation). The turned crops are
+        partly independent views: where they disagree, the average is a doubtful label."""
+        return self._predict_crops(crops, center_uvd, camera, batch_size, True)
+
+    def _predict_crops(
+        self,
+        crops: np.ndarray | torch.Tensor,
+        center_uvd: np.ndarray,
+        camera: Intrinsics,
+        batch_size: int,
+        rotate: bool,
+    ) -> tuple[Prediction, np.ndarray]:
         x = torch.as_tensor(crops, dtype=torch.float32).cpu().numpy()
         if x.ndim == 3:
             x = x[:, None]
@@ -158,9 +181,9 @@ class HandPoseEstimator:
             raise ValueError(f"got {len(x)} crops but {len(center_uvd)} centres")
         angles = self.rotation_angles_deg if rotate else self.rotation_angles_deg[:1]
         chunks = [self._estimate(x[i : i + batch_size], angles) for i in range(0, len(x), batch_size)]
-        joints_mm, latent = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
+        joints_mm, latent, spread = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
         joints_xyz, joints_uvd = joints_from_crop_frame(joints_mm, center_uvd, camera)
-        return Prediction(
+        prediction = Prediction(
             joints_xyz_mm=joints_xyz,
             joints_uvd=joints_uvd,
             crop=x[:, 0],
@@ -169,20 +192,25 @@ class HandPoseEstimator:
             latent=latent,
             camera=camera,
         )
+        return prediction, spread
 
-    def _estimate(self, crops: np.ndarray, angles_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _estimate(
+        self, crops: np.ndarray, angles_deg: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Crops (B, 1, S, S) -> joints (B, J, 3) mm averaged over the crops turned by `angles_deg`
-        (the first is 0) and the unturned crops' latents (B, L)."""
+        (the first is 0), the unturned crops' latents (B, L) and the estimates' spread (B,) mm."""
         if len(angles_deg) == 1:
-            return self.network(crops)
+            return *self.network(crops), np.zeros(len(crops), np.float32)
         b, k, s = len(crops), len(angles_deg), crops.shape[-1]
         maps = self._turn_maps(s, tuple(angles_deg))
         flat = crops.reshape(b, 1, s * s)
         turned = np.where(maps >= 0, np.take_along_axis(flat, np.maximum(maps, 0)[None], 2), 1.0)
         joints, latent = self.network(turned.transpose(1, 0, 2).reshape(k * b, 1, s, s).astype(np.float32))
         angles = torch.as_tensor(angles_deg, dtype=torch.float32).repeat_interleave(b)
-        back = turn_points(torch.from_numpy(joints), -angles).numpy()  # each estimate turned back
-        return back.reshape(k, b, *joints.shape[1:]).mean(0), latent[:b]
+        back = turn_points(torch.from_numpy(joints), -angles).numpy().reshape(k, b, *joints.shape[1:])
+        mean = back.mean(0)  # each estimate turned back, then averaged
+        spread = np.linalg.norm(back - mean, axis=-1).mean(axis=(0, 2))
+        return mean, latent[:b], spread.astype(np.float32)
 
     @staticmethod
     @functools.cache

@@ -105,6 +105,7 @@ def train(
     unlabeled: str | os.PathLike | None = None,
     val: str | os.PathLike | None = None,
     init: str | os.PathLike | None = None,
+    pseudo: str | os.PathLike | None = None,
     new_generator: dict[str, Any] | None = None,
     device: str = "auto",
     max_steps: int | None = None,
@@ -120,14 +121,15 @@ def train(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
     paths: dict[str, Any] = {
-        k: None if v is None else str(v) for k, v in (("unlabeled", unlabeled), ("val", val), ("init", init))
+        k: None if v is None else str(v)
+        for k, v in (("unlabeled", unlabeled), ("val", val), ("init", init), ("pseudo", pseudo))
     }
     stores = [str(data)] if isinstance(data, str | os.PathLike) else [str(p) for p in data]
     paths["data"] = stores[0] if len(stores) == 1 else stores  # one store: as runs always recorded it
     with process_group(device) as ddp:
         torch.manual_seed(cfg.seed)
         model = _new_model(cfg, stores[0], init, new_generator)
-        d = load_data(stores, unlabeled, val, model.config.pose_unit_mm, **data_options(cfg))
+        d = load_data(stores, unlabeled, val, model.config.pose_unit_mm, **data_options(cfg), pseudo=pseudo)
         with _run_folder(out, ddp):
             if ddp.main:
                 meta = {"train_config": asdict(cfg), "model_kind": cfg.model, "model_config": model.config.to_dict(), "paths": paths,
@@ -153,9 +155,8 @@ def resume(
     paths = state["paths"]
     with process_group(device) as ddp:
         model = MODELS[cfg.model](CrossingNetConfig.from_dict(state["model_config"]))
-        d = load_data(
-            paths["data"], paths["unlabeled"], paths["val"], model.config.pose_unit_mm, **data_options(cfg)
-        )
+        d = load_data(paths["data"], paths["unlabeled"], paths["val"], model.config.pose_unit_mm,
+                      **data_options(cfg), pseudo=paths.get("pseudo"))  # fmt: skip
         trainer = Trainer(cfg, d, out, model, ddp, paths, progress, tensorboard)
         trainer.load_state_dict(state)
         return trainer.run(max_steps)
@@ -170,7 +171,13 @@ _CHOICES: dict[str, Any] = {
     "stage": ["all", *dict.fromkeys(s for m in MODELS.values() for s in m.stages)],
     "gan_loss": GAN_LOSSES,
 }
-_PATHS = ("data", "unlabeled", "val", "init")  # flags that name stores or weights, not config fields
+_PATHS = (
+    "data",
+    "unlabeled",
+    "val",
+    "init",
+    "pseudo",
+)  # flags that name stores or weights, not config fields
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -194,6 +201,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--unlabeled", help="extra store of depth images used without their labels")
+    p.add_argument(
+        "--pseudo", help="store of pseudo-labelled frames (crossingnets pseudo-label), trained on as labelled"
+    )
     p.add_argument("--val", help="validation store (default: hold out --val-fraction of --data)")
     p.add_argument(
         "--init", help="start from these weights (run folder, checkpoint.pt or released model folder)"
@@ -277,6 +287,7 @@ def main(args: argparse.Namespace) -> int:
             unlabeled=args.unlabeled,
             val=args.val,
             init=args.init,
+            pseudo=args.pseudo,
             new_generator=new_generator,
             **common,
         )

@@ -76,13 +76,16 @@ def load_data(
     label_fraction: float,
     val_fraction: float,
     use_unlabeled: bool = True,
+    pseudo: str | os.PathLike | None = None,
 ) -> TrainData:
     """Read the stores and make the label subset, the validation split and the real-image pool.
 
     Without a `val` store, a seeded `val_fraction` of `data` is held out. Every training frame's
     depth (plus `unlabeled`'s) is the GAN's real side, or only the labeled frames' when
     `use_unlabeled` is False (the ablation). Several `data` stores are concatenated in order (e.g.
-    hands of two orientation ranges mixed); they must share crop and convention."""
+    hands of two orientation ranges mixed); they must share crop and convention. `pseudo`: a store
+    of pseudo-labelled frames (`crossingnets pseudo-label`), appended to the training frames as
+    labelled ones, whatever `label_fraction` (their crops are already in the real-image pool)."""
     stores = [data] if isinstance(data, str | os.PathLike) else list(data)
     if not stores:
         raise ValueError("no training store given")
@@ -111,6 +114,11 @@ def load_data(
         images = torch.cat([train.depth, torch.from_numpy(load_arrays(unlabeled)["depth"])])
     else:
         images = train.depth
+    if pseudo is not None:
+        _check_same_crop(info, read_info(pseudo), pseudo)
+        extra = frames_from_arrays(load_arrays(pseudo), read_info(pseudo), unit)
+        labeled = torch.cat([labeled, torch.arange(len(train), len(train) + len(extra))])
+        train = Frames(*(torch.cat([getattr(train, f.name), getattr(extra, f.name)]) for f in fields(Frames)))
     return TrainData(info, train, labeled, images, val_frames)
 
 

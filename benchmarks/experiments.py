@@ -15,7 +15,8 @@ killed one resumes from its checkpoint, so an interrupted suite loses only the r
   (the GAN and batch norm see the labelled crops only);
 - beyond the paper, `cn-mt`: the Crossing Net plus a mean teacher on the unlabeled crops (the
   student's joints from a crop turned in-plane against the weights' moving average's joints from
-  the crop as it is, turned alike; `w_consistency`), at the label fractions read with two seeds.
+  the crop as it is, turned alike; `w_consistency`; the average warming up, `ema_warmup`, and
+  the teacher's batch norm on its batch's statistics), at the label fractions read with two seeds.
 Each run is tested with one estimate per crop on the synthetic test, NYU's test poses rendered and
 the independent renderer's crops (detected centre; `benchmarks/pose_accuracy.py` builds the sets):
 mean joint error, success at 20 and 40 mm, and wall time.
@@ -82,7 +83,10 @@ def all_runs() -> list[Run]:
         for s in SEEDS.get(p, (0,)):
             runs += [Run(f"{m}-{p:g}-s{s}", m, p, s) for m in ("cn", "sup")]
     for p, seeds in SEEDS.items():
-        runs += [Run(f"cn-mt-{p:g}-s{s}", "cn", p, s, {"w_consistency": W_CONSISTENCY}) for s in seeds]
+        runs += [
+            Run(f"cn-mt-{p:g}-s{s}", "cn", p, s, {"w_consistency": W_CONSISTENCY, "ema_warmup": True})
+            for s in seeds
+        ]
     for p in ABLATION_FRACTIONS:
         for tag, flags in (("nosmo", {"use_smo": False}), ("nogan", {"use_gan": False}),
                            ("nounlabeled", {"use_unlabeled": False})):  # fmt: skip

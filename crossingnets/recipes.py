@@ -33,6 +33,7 @@ class TrainConfig(LossConfig):
     lr_schedule: str = "constant"  # constant (authors' code) | onecycle: warm-up, cosine to 0, per stage
     warmup_fraction: float = 0.1  # onecycle: share of each stage's steps spent warming up
     ema_decay: float = 0.0  # > 0: each stage ends on an exponential moving average of its weights
+    ema_warmup: bool = False  # the average's decay min(ema_decay, 1 - 1 / (1 + step)): a young one follows
     # Epochs of every stage are len(train) / batch_size steps (see Trainer.steps_per_epoch).
     epochs_vae: int = 100  # pose VAE epochs (labeled poses)
     epochs_render: int = 0  # generator + Ali as a renderer of labeled poses (VAE frozen)

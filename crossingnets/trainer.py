@@ -31,7 +31,7 @@ from crossingnets.data.training import TrainData, batch_indices, mix_seed
 from crossingnets.distributed import Dist, all_mean, check_replicas_in_sync
 from crossingnets.files import atomic_output
 from crossingnets.models import LatentPoseModel, TrainStep
-from crossingnets.models.batchnorm import recompute_running_stats, trains_batch_norm
+from crossingnets.models.batchnorm import recompute_running_stats, running_stats_frozen, trains_batch_norm
 from crossingnets.recipes import TrainConfig
 from crossingnets.rotation import turn_crops, turn_points
 from crossingnets.validation import latent_stats, validate
@@ -137,27 +137,34 @@ class Trainer:
         return {n: p for n, p in self.model.named_parameters() if id(p) in ids}
 
     @torch.no_grad()
-    def _update_ema(self) -> None:
+    def _update_ema(self, stage_step: int) -> None:
+        """Fold this step's weights into the average. With `ema_warmup`, its decay is at most
+        1 - 1 / (1 + stage_step): the plain mean of the stage's weights so far, until that is slower
+        than `ema_decay` (Tarvainen & Valpola 2017): a mean teacher ~1,000 steps behind a one-cycle
+        schedule's peak taught the student an untrained network's poses."""
         if self.cfg.ema_decay <= 0:
             return
         params = self._trained_parameters()
         if not self.ema:
             self.ema = {n: p.detach().clone() for n, p in params.items()}
             return
+        decay = (
+            min(self.cfg.ema_decay, 1.0 - 1.0 / (1 + stage_step))
+            if self.cfg.ema_warmup
+            else self.cfg.ema_decay
+        )
         for n, p in params.items():
-            self.ema[n].lerp_(p.detach(), 1.0 - self.cfg.ema_decay)
+            self.ema[n].lerp_(p.detach(), 1.0 - decay)
 
     @torch.no_grad()
     def _teacher(self, depth: torch.Tensor) -> torch.Tensor:
         """Latents (B, L) of crops by the moving average of the weights, the mean teacher (before the
-        average's first update, the weights themselves), batch norm on its running statistics. The
-        average is swapped in by `functional_call`, not copied into the weights: the step's graph
-        holds them for its backward pass."""
-        self.model.eval()
-        try:
+        average's first update, the weights themselves). Its batch norm normalises by the batch's
+        own statistics, as the mean teacher's authors' code does: the running statistics follow the
+        student's weights, not the average's. The average is swapped in by `functional_call`, not
+        copied into the weights: the step's graph holds them for its backward pass."""
+        with running_stats_frozen(self.model):
             return torch.func.functional_call(self.model, self.ema, (depth,), strict=False)[1]
-        finally:
-            self.model.train()
 
     @torch.no_grad()
     def _swap_in_ema(self) -> None:
@@ -267,7 +274,7 @@ class Trainer:
         )
         with torch.autocast(self.ddp.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             losses = self.model.training_step(stage, step)
-        self._update_ema()
+        self._update_ema(stage_step)
         return losses
 
     def _batch(self, stream: str) -> dict[str, torch.Tensor]:

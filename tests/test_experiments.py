@@ -31,7 +31,8 @@ def test_runs_and_their_configs(ex) -> None:
         0,
         False,
     )
-    assert ex.run_config(runs["cn-mt-0.02-s1"], "suite").w_consistency == ex.W_CONSISTENCY
+    mt = ex.run_config(runs["cn-mt-0.02-s1"], "suite")
+    assert mt.w_consistency == ex.W_CONSISTENCY and mt.ema_warmup
     assert ex.run_config(runs["cn-nogan-1-s0"], "suite").use_gan is False
 
 

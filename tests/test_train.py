@@ -478,9 +478,12 @@ def test_adversarial_stage_ablations_drop_their_terms(toy_store, tmp_path, flag,
 def test_mean_teacher_reads_with_the_moving_average_and_puts_the_weights_back(
     store: Path, tmp_path: Path
 ) -> None:
+    """The teacher is the weights' moving average, its batch norm on the batch's own statistics;
+    the weights and the running statistics are left as they were."""
     trainer = _tiny_trainer(train_config("tiny-release"), store, tmp_path / "run")
     model = trainer.model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    stats = {n: b.clone() for n, b in model.named_buffers()}
     trainer.ema = {n: 0.5 * p.detach() for n, p in model.named_parameters() if n.startswith("discriminator.")}
     crops = trainer.data.train.depth[:6]
     reference = CrossingNet(model.config)
@@ -489,11 +492,42 @@ def test_mean_teacher_reads_with_the_moving_average_and_puts_the_weights_back(
         for n, p in reference.named_parameters():
             if n in trainer.ema:
                 p.copy_(trainer.ema[n])
-        expected = reference.eval().estimate_latent(crops)
+        expected = reference.train().estimate_latent(crops)
+        on_running_stats = reference.eval().estimate_latent(crops)
     got = trainer._teacher(crops)
     torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, on_running_stats, atol=1e-3)
     assert not got.requires_grad and model.training
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    assert all(torch.equal(b, stats[n]) for n, b in model.named_buffers() if "num_batches" not in n)
+
+
+@pytest.mark.parametrize("warmup", [False, True])
+def test_a_warming_average_is_the_plain_mean_until_its_decay_is_the_slower(store, tmp_path, warmup) -> None:
+    """`ema_warmup`: decay min(ema_decay, 1 - 1 / (1 + step)): after k updates of weights w_0..w_k
+    the average is their mean (while 1 / (k + 1) > 1 - ema_decay); without it, w_0 decays slowly."""
+    cfg = train_config("tiny-release", ema_decay=0.9, ema_warmup=warmup)
+    trainer = _tiny_trainer(cfg, store, tmp_path / "run")
+    trainer._make_optimizers("posterior")
+    params = trainer._trained_parameters()
+    name, p = next(iter(params.items()))
+    seen = []
+    for k in range(12):
+        with torch.no_grad():
+            p.fill_(float(k))
+        seen.append(float(k))
+        trainer._update_ema(k)
+        if k <= 8 and warmup:  # 1 / (k + 1) >= 0.1 up to k = 9
+            torch.testing.assert_close(trainer.ema[name], torch.full_like(p, np.mean(seen)))
+    plain = 0.0
+    for k in range(1, 12):
+        plain = 0.9 * plain + 0.1 * k
+    if not warmup:
+        torch.testing.assert_close(trainer.ema[name], torch.full_like(p, plain))
+    else:  # the mean of 0..9 (k = 9: decay exactly 0.9), then two steps at 0.9
+        torch.testing.assert_close(
+            trainer.ema[name], torch.full_like(p, 0.9 * (0.9 * 4.5 + 0.1 * 10) + 0.1 * 11)
+        )
 
 
 def test_consistency_term_trains_on_unlabeled_crops(toy_store, tmp_path) -> None:

@@ -16,7 +16,12 @@ killed one resumes from its checkpoint, so an interrupted suite loses only the r
 - beyond the paper, `cn-mt`: the Crossing Net plus a mean teacher on the unlabeled crops (the
   student's joints from a crop turned in-plane against the weights' moving average's joints from
   the crop as it is, turned alike; `w_consistency`; the average warming up, `ema_warmup`, and
-  the teacher's batch norm on its batch's statistics), at the label fractions read with two seeds.
+  the teacher's batch norm on its batch's statistics), at the label fractions read with two seeds;
+- beyond the paper, `cn-pl`: pseudo-labels. The finished `cn` run of the same fraction and seed
+  estimates its unlabeled frames (9 turned copies each; `crossingnets pseudo-label`), the labels
+  whose turned estimates agree within `PL_MAX_SPREAD_MM` are kept, and its posterior and
+  adversarial stages run again from its weights on the labelled and pseudo-labelled crops. Its wall
+  time counts the first run, the pseudo-labelling and the second run.
 Each run is tested with one estimate per crop on the synthetic test, NYU's test poses rendered and
 the independent renderer's crops (detected centre; `benchmarks/pose_accuracy.py` builds the sets):
 mean joint error, success at 20 and 40 mm, and wall time.
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +46,7 @@ import plotly.graph_objects as go
 
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.plots import save_figure
+from crossingnets.pseudo_labels import pseudo_label
 from crossingnets.recipes import TrainConfig, train_config
 from crossingnets.train import resume, train
 
@@ -66,12 +73,13 @@ RENDER_EVERY = 3
 SUP_EPOCHS = {"suite": 4, "quick": 2}
 ROTATE_DEG = 30.0  # both methods' in-plane turn augmentation (the bundle's)
 W_CONSISTENCY = 1.0  # the mean teacher's weight: as much as the labelled joints' error
+PL_MAX_SPREAD_MM = 8.0  # pseudo-labels kept where the turned estimates lie this close to their mean
 
 
 @dataclass(frozen=True)
 class Run:
     name: str
-    method: str  # cn | sup
+    method: str  # cn | sup | cn-pl (a second cn round on its pseudo-labels)
     label_fraction: float
     seed: int = 0
     flags: dict = field(default_factory=dict)  # TrainConfig fields of an ablation
@@ -87,6 +95,7 @@ def all_runs() -> list[Run]:
             Run(f"cn-mt-{p:g}-s{s}", "cn", p, s, {"w_consistency": W_CONSISTENCY, "ema_warmup": True})
             for s in seeds
         ]
+        runs += [Run(f"cn-pl-{p:g}-s{s}", "cn-pl", p, s) for s in seeds]
     for p in ABLATION_FRACTIONS:
         for tag, flags in (("nosmo", {"use_smo": False}), ("nogan", {"use_gan": False}),
                            ("nounlabeled", {"use_unlabeled": False})):  # fmt: skip
@@ -101,17 +110,42 @@ def run_config(run: Run, budget: str) -> TrainConfig:
     if run.method == "sup":
         epochs.update(epochs_posterior=SUP_EPOCHS[budget], epochs_adversarial=0)
         return train_config("release", **epochs, **common, render_every=0, use_unlabeled=False)
+    if run.method == "cn-pl":  # the VAE comes with the first round's weights
+        epochs.update(epochs_vae=0)
     return train_config("release", **epochs, **common, render_every=RENDER_EVERY, **run.flags)
 
 
-def train_run(run: Run, data: Path, unlabeled: Path | None, folder: Path, budget: str) -> float:
-    """Train (or resume) one run; its training wall time in seconds (the run's, resumed parts too)."""
+def train_run(
+    run: Run, data: Path, unlabeled: Path | None, folder: Path, budget: str, **extra: Path
+) -> float:
+    """Train (or resume) one run; its training wall time in seconds (the run's, resumed parts too).
+    `extra`: `init` and `pseudo` of a pseudo-label round."""
     if (folder / "checkpoint.pt").exists():
         summary = resume(folder, device="cpu", progress=False)
     else:
-        pool = unlabeled if run.method == "cn" and run.flags.get("use_unlabeled", True) else None
-        summary = train(run_config(run, budget), data, folder, unlabeled=pool, device="cpu", progress=False)
+        pool = unlabeled if run.method != "sup" and run.flags.get("use_unlabeled", True) else None
+        summary = train(
+            run_config(run, budget), data, folder, unlabeled=pool, device="cpu", progress=False, **extra
+        )
     return float(summary["elapsed_s"])
+
+
+def pseudo_label_round(run: Run, args: argparse.Namespace, folder: Path) -> tuple[float, dict]:
+    """The first round (the `cn` run of the same fraction and seed, run first if need be), its
+    pseudo-labels, then the second round; the wall time of all three and the labels' summary."""
+    first = run_one(Run(f"cn-{run.label_fraction:g}-s{run.seed}", "cn", run.label_fraction, run.seed), args)
+    model = args.out / first["run"]["name"] / "model"
+    store, summary_file = folder / "pseudo.h5", folder / "pseudo.json"
+    if not summary_file.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        labels = pseudo_label(model, [args.data], store, unlabeled=args.unlabeled, seed=run.seed,
+                              label_fraction=run.label_fraction, val_fraction=run_config(run, args.budget).val_fraction,
+                              max_spread_mm=PL_MAX_SPREAD_MM, score=True, overwrite=True, progress=False)  # fmt: skip
+        summary_file.write_text(json.dumps({**labels, "wall_s": time.perf_counter() - t0}, indent=1) + "\n")
+    labels = json.loads(summary_file.read_text())
+    wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget, init=model, pseudo=store)
+    return first["train_wall_s"] + labels["wall_s"] + wall_s, labels
 
 
 def test_run(model: Path, bench: Path) -> dict[str, dict]:
@@ -131,9 +165,13 @@ def run_one(run: Run, args: argparse.Namespace) -> dict:
     result_file = folder / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
-    wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget)
+    extra: dict = {}
+    if run.method == "cn-pl":
+        wall_s, extra["pseudo_labels"] = pseudo_label_round(run, args, folder)
+    else:
+        wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget)
     result = {"run": asdict(run), "budget": args.budget, "train_wall_s": wall_s,
-              "tests": test_run(folder / "model", args.bench)}  # fmt: skip
+              "tests": test_run(folder / "model", args.bench), **extra}  # fmt: skip
     result_file.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
@@ -144,6 +182,7 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
     for kind, label in (
         ("cn", "Crossing Net"),
         ("cn-mt", "Crossing Net + mean teacher"),
+        ("cn-pl", "Crossing Net + pseudo-labels"),
         ("sup", "supervised only"),
     ):
         xs, ys = [], []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from benchmark_scripts import load_script
 
@@ -49,3 +51,29 @@ def test_error_figure_averages_seeds_per_method(ex) -> None:
         "Crossing Net": ([2.0, 100.0], [31.0, 20.0]),
         "Crossing Net + mean teacher": ([2.0], [25.0]),
     }
+
+
+def test_a_pseudo_label_round_runs_the_first_round_its_labels_then_the_second(
+    ex, toy_store, tmp_path, monkeypatch
+):
+    """`cn-pl`: the `cn` run of its fraction and seed first, its pseudo-labels, then the posterior
+    and adversarial stages again from its weights; the wall time counts all three."""
+    data = toy_store(tmp_path / "toy.h5", 48, crop_px=64)
+    pool = toy_store(tmp_path / "pool.h5", 16, crop_px=64, seed=4)
+    monkeypatch.setattr(ex, "PL_MAX_SPREAD_MM", 1e6)  # an all but untrained first round: keep every label
+    args = ex.get_args_parser().parse_args(["--data", str(data), "--unlabeled", str(pool), "--out", str(tmp_path / "x"),
+                                            "--bench", str(tmp_path / "none"), "--budget", "quick", "--only", "cn-pl-1-s0"])  # fmt: skip
+    ex.main(args)
+    first, second = tmp_path / "x" / "cn-1-s0", tmp_path / "x" / "cn-pl-1-s0"
+    result = json.loads((second / "result.json").read_text())
+    labels, first_wall = (
+        result["pseudo_labels"],
+        json.loads((first / "result.json").read_text())["train_wall_s"],
+    )
+    assert labels["frames"] == labels["kept"] == 16  # every training label read: the pool alone
+    config = json.loads((second / "config.json").read_text())
+    assert config["paths"]["init"] == str(first / "model") and config["paths"]["pseudo"] == str(
+        second / "pseudo.h5"
+    )
+    assert config["train_config"]["epochs_vae"] == 0 and config["num_labeled"] == 47 + 16  # 1 of 48 validated
+    assert result["train_wall_s"] > first_wall + labels["wall_s"]

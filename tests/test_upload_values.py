@@ -173,3 +173,22 @@ def test_the_preview_caption_gives_each_centre_in_pixels_and_mm(tmp_path) -> Non
         f"detector: u={u:.0f} px, v={v:.0f} px, d={d:.0f} mm · your centre: u=100 px, v=50 px, d=700 mm"
     )
     assert (round(u), round(v), round(d)) == (320, 230, 650)  # the box's middle, not the frame's
+
+
+def test_marks_are_two_pixels_thick() -> None:
+    """The preview is shown scaled down: a 1-px line would vanish, a thicker one hide the frame."""
+    image = Image.new("RGB", (CAM.width_px, CAM.height_px))
+    U.mark_center(image, np.array([320.0, 240.0, 600.0]), CAM, 300.0, (255, 0, 0))
+    px = np.asarray(image)[..., 0] > 0
+    assert len(np.nonzero(px[240 + 30])[0]) == 4  # the square's two sides, 2 px each
+    assert len(np.nonzero(px[200:280, 320 + 8])[0]) == 2  # the cross's horizontal arm
+    assert len(np.nonzero(px[240 - 8, 300:340])[0]) == 2  # and its vertical one
+
+
+def test_depth_image_of_one_depth_is_drawn_not_undefined() -> None:
+    """Valid pixels all at one depth (no spread to scale by) get the far grey: seen against the
+    missing pixels' black, not a division by zero's undefined value."""
+    raw = np.zeros((4, 6))
+    raw[1:3, 2:5] = 650.0
+    grey = np.asarray(U.depth_image(raw))[..., 0]
+    assert (grey[1:3, 2:5] == 40).all() and (grey[0] == 0).all()

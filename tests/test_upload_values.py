@@ -96,6 +96,7 @@ def test_estimate_pose_times_itself_and_mirrors_a_left_hands_drawing() -> None:
     right = U.estimate_pose(estimator, "x.png", "nyu")
     left = U.estimate_pose(estimator, "x.png", "nyu", handedness="left")
     assert 0.0 < right.seconds < 10.0  # seconds of this call, not of the clock
+    np.testing.assert_array_equal(right.generated, U.generated_to_crop(generated[0]))  # as drawn
     np.testing.assert_array_equal(left.generated, right.generated[:, ::-1])
     assert right.generated.shape == (64, 64) and not np.array_equal(left.generated, right.generated)
 
@@ -192,3 +193,17 @@ def test_depth_image_of_one_depth_is_drawn_not_undefined() -> None:
     raw[1:3, 2:5] = 650.0
     grey = np.asarray(U.depth_image(raw))[..., 0]
     assert (grey[1:3, 2:5] == 40).all() and (grey[0] == 0).all()
+
+
+def test_the_record_rounds_latent_joints_and_latency_to_their_places() -> None:
+    p = _prediction()
+    p = Prediction(**{**p.__dict__, "latent": np.full(35, 0.123456789, np.float32)})
+    p.joints_xyz_mm[0] = [1.23456, -2.34567, 600.45678]
+    record = U.pose_record(U.PoseResult(p, np.ones((64, 64)), 0.0123456), NYU)
+    assert record["latent"][0] == 0.123457 and record["joints"][0]["xyz_mm"] == [1.235, -2.346, 600.457]
+    assert record["latency_ms"] == 12.35
+
+
+def test_a_mesh_needs_a_pose_first(tmp_path) -> None:
+    with pytest.raises(ValueError, match="estimate a pose first"):
+        U.mesh_view(SimpleNamespace(), None, tmp_path)

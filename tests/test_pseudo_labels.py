@@ -107,3 +107,23 @@ def test_a_run_trains_on_pseudo_labels_as_labelled_frames(stores, tmp_path, caps
     assert cli.main(train) == 0
     meta = json.loads((run / "config.json").read_text())
     assert meta["paths"]["pseudo"] == str(out) and meta["num_labeled"] == 44 and meta["num_train"] == 68
+
+
+def test_a_kept_fraction_keeps_the_most_consistent_frames(stores):
+    folder, data, pool = stores
+    summary = pseudo_label(folder / "model", [data], folder / "quarter.h5", unlabeled=pool, **SPLIT,
+                           keep_fraction=0.25, rotations=5, progress=False)  # fmt: skip
+    frames = unlabeled_frames([data], pool, **SPLIT)
+    estimator = HandPoseEstimator.from_pretrained(folder / "model", rotations=5)
+    _, spread = estimator.predict_crops_with_spread(
+        frames["depth"], frames["com_uvd"], read_info(data).camera
+    )
+    limit = np.quantile(spread, 0.25)
+    assert (
+        summary["max_spread_mm"] == round(float(limit), 3) and summary["kept"] == (spread <= limit).sum() == 9
+    )
+    np.testing.assert_array_equal(
+        load_arrays(folder / "quarter.h5")["depth"], frames["depth"][spread <= limit]
+    )
+    with pytest.raises(ValueError, match=r"keep_fraction in \(0, 1\]"):
+        pseudo_label(folder / "model", [data], folder / "x.h5", **SPLIT, keep_fraction=0.0, progress=False)

@@ -177,12 +177,13 @@ def _differences(old: Any, new: Any, name: str = "") -> list[str]:
     return [] if old == new else [f"{name}: {reprlib.repr(old)} -> {reprlib.repr(new)}"]
 
 
-def _load_state(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+def _load_state(path: Path, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The recorded state of a pipeline folder made with the `wanted` settings (a fresh one if none)."""
     if not path.exists():
-        return {"settings": settings, "steps": {}}
+        return {"settings": wanted, "steps": {}}
     state = json.loads(path.read_text())
-    if state.get("settings") != settings:
-        changed = _differences(state.get("settings"), settings)
+    if state.get("settings") != wanted:
+        changed = _differences(state.get("settings"), wanted)
         raise SystemExit(
             f"crossingnets pipeline: {path} records other settings ({'; '.join(changed[:6])}"
             f"{'; ...' if len(changed) > 6 else ''}): choose another --out, or pass the --preset and "

@@ -5,7 +5,8 @@ The frames are those a training run with the same `--seed`, `--label-fraction` a
 `--val-fraction` treats as unlabeled (the training stores' frames outside the label subset and the
 validation split) and the `--unlabeled` pool. Each is estimated from its crop and turned copies
 (`HandPoseEstimator.predict_crops_with_spread`); the average is the label, kept where the turned
-estimates spread less than `--max-spread-mm` from it. The result is a store that `crossingnets
+estimates spread less than `--max-spread-mm` from it (or, with `--keep-fraction`, for that share of
+the frames whose estimates agree best). The result is a store that `crossingnets
 train --pseudo STORE` trains on as labelled frames.
 """
 
@@ -28,7 +29,7 @@ from crossingnets.data.training import load_data
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.metrics import joint_errors_mm
 
-CHUNK = 4096  # frames estimated and written at a time
+CHUNK = 4096  # frames estimated at a time
 
 
 def unlabeled_frames(

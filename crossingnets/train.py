@@ -171,13 +171,8 @@ _CHOICES: dict[str, Any] = {
     "stage": ["all", *dict.fromkeys(s for m in MODELS.values() for s in m.stages)],
     "gan_loss": GAN_LOSSES,
 }
-_PATHS = (
-    "data",
-    "unlabeled",
-    "val",
-    "init",
-    "pseudo",
-)  # flags that name stores or weights, not config fields
+# Flags that name stores or weights, not config fields.
+_PATHS = ("data", "unlabeled", "val", "init", "pseudo")
 
 
 def _field_comments(cls: type) -> dict[str, str]:

@@ -115,8 +115,9 @@ def load_data(
     else:
         images = train.depth
     if pseudo is not None:
-        _check_same_crop(info, read_info(pseudo), pseudo)
-        extra = frames_from_arrays(load_arrays(pseudo), read_info(pseudo), unit)
+        pseudo_info = read_info(pseudo)
+        _check_same_crop(info, pseudo_info, pseudo)
+        extra = frames_from_arrays(load_arrays(pseudo), pseudo_info, unit)
         labeled = torch.cat([labeled, torch.arange(len(train), len(train) + len(extra))])
         train = Frames(*(torch.cat([getattr(train, f.name), getattr(extra, f.name)]) for f in fields(Frames)))
     return TrainData(info, train, labeled, images, val_frames)

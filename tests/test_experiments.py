@@ -77,3 +77,22 @@ def test_a_pseudo_label_round_runs_the_first_round_its_labels_then_the_second(
     )
     assert config["train_config"]["epochs_vae"] == 0 and config["num_labeled"] == 47 + 16  # 1 of 48 validated
     assert result["train_wall_s"] > first_wall + labels["wall_s"]
+
+
+def test_the_better_half_of_the_labels_and_the_round_without_them(ex, toy_store, tmp_path):
+    """`cn-pl50` keeps the half of the pool whose turned estimates agree best; `cn-again`, its
+    control, runs the same second round from the same weights without pseudo-labels."""
+    data = toy_store(tmp_path / "toy.h5", 48, crop_px=64)
+    pool = toy_store(tmp_path / "pool.h5", 16, crop_px=64, seed=4)
+    args = ex.get_args_parser().parse_args(["--data", str(data), "--unlabeled", str(pool), "--out", str(tmp_path / "x"),
+                                            "--bench", str(tmp_path / "none"), "--budget", "quick",
+                                            "--only", "cn-pl50-1-s0", "cn-again-1-s0"])  # fmt: skip
+    ex.main(args)
+    out = tmp_path / "x"
+    half = json.loads((out / "cn-pl50-1-s0" / "result.json").read_text())["pseudo_labels"]
+    assert (half["frames"], half["kept"]) == (16, 8)
+    again = json.loads((out / "cn-again-1-s0" / "config.json").read_text())
+    assert again["paths"]["init"] == str(out / "cn-1-s0" / "model") and again["paths"].get("pseudo") is None
+    assert again["paths"]["unlabeled"] == str(pool)  # the same pool as the pseudo-label round's GAN
+    assert again["train_config"]["epochs_vae"] == 0 and again["num_labeled"] == 47
+    assert not (out / "cn-again-1-s0" / "pseudo.h5").exists()

@@ -254,3 +254,26 @@ def test_adversarial_generator_loss_weighs_its_gan_term_by_w_gan_generator() -> 
     assert d_losses[0] == d_losses[1]
     with pytest.raises(ValueError, match="w_gan_generator"):
         LossConfig(w_gan_generator=-1.0)
+
+
+def test_deeper_posterior_head_keeps_one_block_models_and_their_weights() -> None:
+    """`posterior_blocks` adds stride-1 residual blocks to the posterior head alone: a config
+    without the field (bundles r1-r6) builds the same weights; two blocks add one block per
+    resolution, keep every other weight's name and shape and the latent's shape."""
+    one = CrossingNet(PRESETS["tiny-release"])
+    old = PRESETS["tiny-release"].to_dict()
+    del old["posterior_blocks"]
+    assert CrossingNetConfig.from_dict(old).posterior_blocks == 1
+    two = CrossingNet(replace(PRESETS["tiny-release"], posterior_blocks=2))
+    a, b = one.state_dict(), two.state_dict()
+    assert {k: v.shape for k, v in a.items() if "posterior" not in k} == {
+        k: v.shape for k, v in b.items() if "posterior" not in k
+    }
+    blocks = {len(m.discriminator.posterior.convs) for m in (one, two)}
+    assert blocks == {1, 2}  # 32 px: one resolution of the head (8 -> 4)
+    assert isinstance(two.discriminator.posterior.convs[1].skip, torch.nn.Identity)  # stride 1
+    x = torch.randn(2, 1, 32, 32)
+    two.eval()
+    assert two.discriminator.forward_posterior(two.discriminator.forward_trunk(x)).shape == (2, 11)
+    with pytest.raises(ValueError, match="posterior_blocks"):
+        replace(PRESETS["tiny-release"], posterior_blocks=0)

@@ -55,6 +55,7 @@ class CrossingNetConfig:
     gen_mask: bool = True  # resnet: the generator draws a hand mask beside the depth (False: depth only)
     gen_arch: str = "upsampling"  # resnet generator: upsampling (FC + upsampling) | skeleton (keypoint maps)
     posterior_hidden: int = 1024  # resnet: hidden width of the posterior head's top
+    posterior_blocks: int = 1  # resnet: residual blocks per resolution of the posterior head (1: r1-r6)
     recenter_passes: int = 0  # inference: re-crops on the predicted palm (release data: palm-centred crops)
     test_rotations: int = 1  # inference: crops turned in-plane this many ways, joints averaged (rotation.py)
 
@@ -64,6 +65,8 @@ class CrossingNetConfig:
             raise ValueError(f"test_rotations must be an odd count >= 1, got {self.test_rotations}")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.posterior_blocks < 1:
+            raise ValueError(f"posterior_blocks must be >= 1, got {self.posterior_blocks}")
         if self.gen_arch not in GEN_ARCHS:
             raise ValueError(f"gen_arch must be one of {GEN_ARCHS}, got {self.gen_arch!r}")
         if self.gen_arch == "skeleton" and not (self.arch == "resnet" and self.gen_mask):

@@ -40,21 +40,23 @@ class ResidualBlock(nn.Module):
         return torch.relu(self.body(x) + self.skip(x))
 
 
-def down_path(in_channels: int, widths: list[int]) -> nn.Sequential:
-    """One stride-2 residual block per entry of `widths`."""
+def down_path(in_channels: int, widths: list[int], blocks_per_width: int = 1) -> nn.Sequential:
+    """Per entry of `widths`, a stride-2 residual block and `blocks_per_width` - 1 of stride 1."""
     blocks, c = [], in_channels
     for w in widths:
-        blocks.append(ResidualBlock(c, w, stride=2))
+        blocks += [ResidualBlock(c, w, stride=2)] + [ResidualBlock(w, w) for _ in range(blocks_per_width - 1)]
         c = w
     return nn.Sequential(*blocks)
 
 
 class ResNetHead(nn.Module):
-    """Stride-2 residual blocks down to (C, f, f), flattened to F = C*f*f, then `top`."""
+    """Residual blocks down to (C, f, f) (`down_path`), flattened to F = C*f*f, then `top`."""
 
-    def __init__(self, in_channels: int, widths: list[int], top: nn.Module) -> None:
+    def __init__(
+        self, in_channels: int, widths: list[int], top: nn.Module, blocks_per_width: int = 1
+    ) -> None:
         super().__init__()
-        self.convs = down_path(in_channels, widths)
+        self.convs = down_path(in_channels, widths, blocks_per_width)
         self.top = top
 
     def forward_features(self, trunk_map: torch.Tensor) -> torch.Tensor:
@@ -68,12 +70,19 @@ class ResNetHead(nn.Module):
 class ResNetDiscriminator(ThreeHeads):
     """Trunk (B, 1, S, S) -> (B, 2w, S/4, S/4); heads of stride-2 blocks down to (C, 4, 4).
 
-    Posterior head: widths 4w, 8w, ... (deep, wide FC); GAN and smoothness heads: 2w throughout.
-    The interface of `ThreeHeads`.
+    Posterior head: widths 4w, 8w, ..., `posterior_blocks` residual blocks at each (a trained r6
+    fits its training crops no better than its test crops: capacity, not data, held it), and a
+    wide FC; GAN and smoothness heads: 2w throughout, one block each. The interface of `ThreeHeads`.
     """
 
     def __init__(
-        self, width: int, crop_px: int, latent_dims: int, posterior_hidden: int, smo_hidden: int
+        self,
+        width: int,
+        crop_px: int,
+        latent_dims: int,
+        posterior_hidden: int,
+        smo_hidden: int,
+        posterior_blocks: int = 1,
     ) -> None:
         super().__init__()
         w = width
@@ -86,7 +95,9 @@ class ResNetDiscriminator(ThreeHeads):
         n_head = _halvings(crop_px // 4, 4)
         post = [min(4 * w * 2**i, 16 * w) for i in range(n_head)]
         light = [2 * w] * n_head
-        self.posterior = ResNetHead(2 * w, post, mlp(post[-1] * 16, posterior_hidden, latent_dims))
+        self.posterior = ResNetHead(
+            2 * w, post, mlp(post[-1] * 16, posterior_hidden, latent_dims), posterior_blocks
+        )
         self.gan = ResNetHead(2 * w, light, nn.Linear(2 * w * 16, 1))
         self.smoothness = ResNetHead(2 * w, light, mlp(2 * w * 16, smo_hidden, latent_dims))
 

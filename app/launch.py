@@ -104,11 +104,11 @@ def create_app(
     import torch
 
     from crossingnets.explorer.space import Explorer
-    from crossingnets_app.memory import limit_arenas
+    from crossingnets_app.memory import tune_heap
     from crossingnets_app.ui import EXAMPLES_DIR, build_demo
 
     torch.set_num_threads(TORCH_THREADS)
-    limit_arenas()  # before the request threads allocate (crossingnets_app.memory)
+    tune_heap()  # before the request threads allocate (crossingnets_app.memory)
     demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR), file_lifetime_s=file_lifetime_s)
     demo.delete_cache = (min(CLEANUP_EVERY_S, file_lifetime_s), file_lifetime_s)  # read when launched
     return demo.queue(default_concurrency_limit=CONCURRENCY)

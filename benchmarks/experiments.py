@@ -143,12 +143,18 @@ def train_run(
 def second_round(run: Run, args: argparse.Namespace, folder: Path) -> tuple[float, dict]:
     """The first round (the `cn` run of the same fraction and seed, run first if need be), for
     `cn-pl` its pseudo-labels, then the second round from its weights; the wall time of all of
-    them and the labels' summary (empty for `cn-again`)."""
+    them and the labels' summary (none for `cn-again`)."""
     first = run_one(Run(f"cn-{run.label_fraction:g}-s{run.seed}", "cn", run.label_fraction, run.seed), args)
     model = args.out / first["run"]["name"] / "model"
-    if run.method == "cn-again":
-        wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget, init=model)
+    store, labels = (None, None) if run.method == "cn-again" else pseudo_labels(run, args, folder, model)
+    wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget, init=model, pseudo=store)
+    if labels is None:
         return first["train_wall_s"] + wall_s, {}
+    return first["train_wall_s"] + labels["wall_s"] + wall_s, {"pseudo_labels": labels}
+
+
+def pseudo_labels(run: Run, args: argparse.Namespace, folder: Path, model: Path) -> tuple[Path, dict]:
+    """The store of `model`'s pseudo-labels for a `cn-pl` run (written once) and their summary."""
     store, summary_file = folder / "pseudo.h5", folder / "pseudo.json"
     if not summary_file.exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -158,9 +164,7 @@ def second_round(run: Run, args: argparse.Namespace, folder: Path) -> tuple[floa
                               max_spread_mm=PL_MAX_SPREAD_MM, keep_fraction=run.keep_fraction, score=True,
                               overwrite=True, progress=False)  # fmt: skip
         summary_file.write_text(json.dumps({**labels, "wall_s": time.perf_counter() - t0}, indent=1) + "\n")
-    labels = json.loads(summary_file.read_text())
-    wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget, init=model, pseudo=store)
-    return first["train_wall_s"] + labels["wall_s"] + wall_s, {"pseudo_labels": labels}
+    return store, json.loads(summary_file.read_text())
 
 
 def test_run(model: Path, bench: Path) -> dict[str, dict]:

@@ -40,8 +40,8 @@ def test_arenas_are_capped_and_a_pinned_heap_is_trimmed() -> None:
 
 
 # After a 4 MB block is freed glibc serves blocks up to 4 MB from the heap (its dynamic mmap
-# threshold); 64 freed 1 MB blocks then stay in the RSS while a small block allocated after them
-# pins the heap's top. With `tune_heap` each 1 MB block is a mapping of its own, unmapped when freed.
+# threshold); 64 freed 1 MB blocks then stay in the RSS while a block allocated after them pins
+# the heap's top. With `tune_heap` each 1 MB block is a mapping of its own, unmapped when freed.
 LARGE_BLOCKS = """
 import sys
 from crossingnets_app.memory import tune_heap

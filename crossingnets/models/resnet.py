@@ -70,9 +70,10 @@ class ResNetHead(nn.Module):
 class ResNetDiscriminator(ThreeHeads):
     """Trunk (B, 1, S, S) -> (B, 2w, S/4, S/4); heads of stride-2 blocks down to (C, 4, 4).
 
-    Posterior head: widths 4w, 8w, ..., `posterior_blocks` residual blocks at each (a trained r6
-    fits its training crops no better than its test crops: capacity, not data, held it), and a
-    wide FC; GAN and smoothness heads: 2w throughout, one block each. The interface of `ThreeHeads`.
+    Posterior head: widths 4w, 8w, ..., `posterior_blocks` residual blocks at each (r6 fits its
+    training crops no better than its test crops, so more capacity was tried: 2 blocks tied 1 at
+    equal wall time, BENCHMARKS), and a wide FC; GAN and smoothness heads: 2w throughout, one block
+    each. The interface of `ThreeHeads`.
     """
 
     def __init__(

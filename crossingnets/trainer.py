@@ -123,9 +123,13 @@ class Trainer:
             save_training_state(self.state_dict(), self.out / CHECKPOINT_FILE)
 
     def _make_optimizers(self, stage: str) -> None:
+        """One optimiser per parameter group of `stage`. Fused where the device has the kernel: the
+        per-tensor loop of AdamW took 17 of a release posterior step's 105 ms on one CPU thread."""
         c = self.cfg
         make = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
-        extra = {"weight_decay": c.weight_decay} if c.optimizer == "adamw" else {}
+        extra: dict[str, Any] = {"weight_decay": c.weight_decay} if c.optimizer == "adamw" else {}
+        if self.ddp.device.type in ("cpu", "cuda"):
+            extra["fused"] = True
         self.optimizers = {
             k: make(ps, lr=c.peak_lr(stage), betas=(c.beta1, 0.999), **extra)
             for k, ps in self.model.param_groups(stage).items()

@@ -277,3 +277,26 @@ def test_deeper_posterior_head_keeps_one_block_models_and_their_weights() -> Non
     assert two.discriminator.forward_posterior(two.discriminator.forward_trunk(x)).shape == (2, 11)
     with pytest.raises(ValueError, match="posterior_blocks"):
         replace(PRESETS["tiny-release"], posterior_blocks=0)
+
+
+@pytest.mark.parametrize("stem, first_map_px", [("full", 32), ("residual", 16)])
+def test_discriminator_stems_keep_the_trunk_map_and_the_bundled_weights(stem: str, first_map_px: int) -> None:
+    """The stems change only the trunk's first layers: the trunk map keeps its shape (so every
+    head is the same), a config without the field (bundles r1-r6) is the strided stem, and the
+    `full` stem's first convolution keeps the crop's resolution."""
+    old = PRESETS["tiny-release"].to_dict()
+    del old["stem"]
+    assert CrossingNetConfig.from_dict(old).stem == "strided"
+    strided = CrossingNet(PRESETS["tiny-release"])
+    other = CrossingNet(replace(PRESETS["tiny-release"], stem=stem))
+    a, b = strided.state_dict(), other.state_dict()
+    assert {k for k in a if "trunk" not in k} == {k for k in b if "trunk" not in k}
+    assert sum(v.numel() for v in b.values()) > sum(v.numel() for v in a.values())
+    x = torch.randn(2, 1, 32, 32)
+    for m in (strided, other):
+        m.eval()
+        assert m.discriminator.forward_trunk(x).shape == (2, 8, 8, 8)  # 2w channels at S / 4
+    after_first = other.discriminator.trunk[:3](x)
+    assert after_first.shape[-1] == first_map_px
+    with pytest.raises(ValueError, match="stem"):
+        replace(PRESETS["tiny-release"], stem="wide")

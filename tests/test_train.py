@@ -546,3 +546,27 @@ def test_consistency_term_trains_on_unlabeled_crops(toy_store, tmp_path) -> None
     assert min(terms[1:6]) < terms[0]
     with pytest.raises(ValueError, match="consistency_deg"):
         train_config("tiny-release", consistency_deg=0.0)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_optimisers_are_fused_on_the_cpu_and_step_as_the_loop_does(store, tmp_path, optimizer) -> None:
+    """The trainer's optimisers take the fused kernel on the CPU (the per-tensor loop cost 17 of a
+    release posterior step's 105 ms); a step moves the weights as the per-tensor loop does."""
+    cfg = train_config("tiny-release", optimizer=optimizer)
+    trainer = _tiny_trainer(cfg, store, tmp_path / "run")
+    trainer._make_optimizers("posterior")
+    for opt in trainer.optimizers.values():
+        assert opt.defaults["fused"] is True
+        params = [p for g in opt.param_groups for p in g["params"]]
+        before = [p.detach().clone() for p in params]
+        copies = [p.detach().clone().requires_grad_() for p in params]
+        d = opt.defaults
+        loop = type(opt)(copies, lr=d["lr"], betas=d["betas"], weight_decay=d["weight_decay"], foreach=False)
+        for p, q in zip(params, copies, strict=True):
+            p.grad = torch.full_like(p, 0.5)
+            q.grad = torch.full_like(q, 0.5)
+        opt.step()
+        loop.step()
+        assert not torch.equal(params[0], before[0])
+        for p, q in zip(params, copies, strict=True):
+            torch.testing.assert_close(p, q)

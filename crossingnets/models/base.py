@@ -24,6 +24,7 @@ from crossingnets.checkpoint import read_pretrained_config, read_pretrained_weig
 from crossingnets.hand.conventions import get_convention
 from crossingnets.models.generator import num_resamplings
 from crossingnets.models.pose_vae import ROOT_DIMS
+from crossingnets.models.resnet import STEMS
 from crossingnets.pca import LatentStats
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class CrossingNetConfig:
     gen_arch: str = "upsampling"  # resnet generator: upsampling (FC + upsampling) | skeleton (keypoint maps)
     posterior_hidden: int = 1024  # resnet: hidden width of the posterior head's top
     posterior_blocks: int = 1  # resnet: residual blocks per resolution of the posterior head (1: r1-r6)
+    stem: str = "strided"  # resnet: the discriminator's first layers: strided (r1-r6) | full | residual
     recenter_passes: int = 0  # inference: re-crops on the predicted palm (release data: palm-centred crops)
     test_rotations: int = 1  # inference: crops turned in-plane this many ways, joints averaged (rotation.py)
 
@@ -67,6 +69,8 @@ class CrossingNetConfig:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.posterior_blocks < 1:
             raise ValueError(f"posterior_blocks must be >= 1, got {self.posterior_blocks}")
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
         if self.gen_arch not in GEN_ARCHS:
             raise ValueError(f"gen_arch must be one of {GEN_ARCHS}, got {self.gen_arch!r}")
         if self.gen_arch == "skeleton" and not (self.arch == "resnet" and self.gen_mask):

@@ -112,7 +112,13 @@ class CrossingNet(VAELatentModel):
                 else UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
             )
             self.discriminator: nn.Module = ResNetDiscriminator(
-                c.width, c.crop_px, c.latent_dims, c.posterior_hidden, c.smo_hidden, c.posterior_blocks
+                c.width,
+                c.crop_px,
+                c.latent_dims,
+                c.posterior_hidden,
+                c.smo_hidden,
+                c.posterior_blocks,
+                c.stem,
             )
         else:
             self.generator = Generator(c.latent_dims, c.gen_channels, c.feature_px, c.crop_px)

@@ -84,15 +84,11 @@ class ResNetDiscriminator(ThreeHeads):
         posterior_hidden: int,
         smo_hidden: int,
         posterior_blocks: int = 1,
+        stem: str = "strided",
     ) -> None:
         super().__init__()
         w = width
-        self.trunk = nn.Sequential(
-            nn.Conv2d(1, w, 3, 2, 1, bias=False),
-            nn.BatchNorm2d(w),
-            nn.ReLU(inplace=True),
-            ResidualBlock(w, 2 * w, 2),
-        )
+        self.trunk = nn.Sequential(*stem_layers(stem, w), ResidualBlock(w, 2 * w, 2))
         n_head = _halvings(crop_px // 4, 4)
         post = [min(4 * w * 2**i, 16 * w) for i in range(n_head)]
         light = [2 * w] * n_head
@@ -101,6 +97,25 @@ class ResNetDiscriminator(ThreeHeads):
         )
         self.gan = ResNetHead(2 * w, light, nn.Linear(2 * w * 16, 1))
         self.smoothness = ResNetHead(2 * w, light, mlp(2 * w * 16, smo_hidden, latent_dims))
+
+
+STEMS = ("strided", "full", "residual")
+
+
+def stem_layers(stem: str, w: int) -> list[nn.Module]:
+    """(B, 1, S, S) -> (B, w, S/2, S/2). `strided` (r1-r6): one conv3x3 / 2. `full`: a conv3x3 at the
+    crop's resolution (w/2 channels) before it; `residual`: a residual block after it, at S/2.
+    Fingers are 3-4 px wide at 64 px and the fingertips carry r6's error (BENCHMARKS): the two
+    spend their extra compute where they are still visible."""
+    if stem not in STEMS:
+        raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+    layers: list[nn.Module] = []
+    c = 1
+    if stem == "full":
+        layers += [nn.Conv2d(1, w // 2, 3, 1, 1, bias=False), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True)]
+        c = w // 2
+    layers += [nn.Conv2d(c, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+    return layers + ([ResidualBlock(w, w)] if stem == "residual" else [])
 
 
 def _halvings(size: int, target: int) -> int:

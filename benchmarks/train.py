@@ -1,11 +1,14 @@
-"""Training speed: samples/s of each stage of the paper-size Crossing Net on the CPU.
+"""Training speed: samples/s of each stage of the paper-size Crossing Net on the CPU, or of the
+release stages (`--preset release`, 64 px crops).
 
-Self-contained: writes a temporary store of random 128x128 crops, then times `Trainer.train_step`
-for each stage (fp32 and channels_last by default; bf16 autocast variants on request). Prints one
-JSON line at the end.
+Self-contained: writes a temporary store of random crops, then times `Trainer.train_step`
+for each stage (paper: fp32 and channels_last by default; bf16 autocast variants on request;
+release: the trainer's fused optimisers against the per-tensor loop, for each discriminator stem).
+Prints one JSON line at the end.
 
     python benchmarks/train.py --threads 2 --steps 3
     python benchmarks/train.py --variants fp32 bf16 --steps 2   # on a CPU with AMX
+    python benchmarks/train.py --preset release --threads 1 --steps 20 --warmup 3
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ VARIANTS = {
 }
 # bf16 only pays on CPUs with native bf16 (AMX, AVX512-BF16); elsewhere it is emulated, ~10x slower.
 DEFAULT_VARIANTS = ["fp32", "channels_last"]
+# The release stages: (discriminator stem, optimiser kernel); "loop" is torch's per-tensor AdamW.
+RELEASE_VARIANTS = {
+    "fused": ("strided", True),
+    "loop": ("strided", False),
+    "full_stem": ("full", True),
+    "residual_stem": ("residual", True),
+}
 
 
 def random_store(path: Path, frames: int, crop_px: int = 128, convention: str = "nyu") -> Path:
@@ -52,8 +62,20 @@ def random_store(path: Path, frames: int, crop_px: int = 128, convention: str = 
     return path
 
 
-def time_stage(trainer: Trainer, stage: str, steps: int, warmup: int) -> float:
+def time_stage(trainer: Trainer, stage: str, steps: int, warmup: int, fused: bool = True) -> float:
     trainer.start_stage(stage)
+    trainer.ema = {}  # a stage's average follows its own parameters (the run swaps it in at the end)
+    if not fused:  # the same optimisers with the per-tensor loop
+        trainer.optimizers = {
+            k: type(o)(
+                o.param_groups,
+                lr=o.defaults["lr"],
+                betas=o.defaults["betas"],
+                weight_decay=o.defaults["weight_decay"],
+                foreach=False,
+            )  # fmt: skip
+            for k, o in trainer.optimizers.items()
+        }
     for _ in range(warmup):
         trainer.train_step(stage)
     t0 = time.perf_counter()
@@ -68,16 +90,49 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=3, help="timed steps per stage and variant")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    p.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
+    p.add_argument("--rounds", type=int, default=2, help="release: the variants in turn this many times")
+    p.add_argument(
+        "--variants", nargs="+", help=f"paper: {sorted(VARIANTS)}; release: {sorted(RELEASE_VARIANTS)}"
+    )
+    p.add_argument("--preset", choices=["paper", "release"], default="paper")
     return p
 
 
+def release_speeds(args: argparse.Namespace, store: Path, tmp: Path) -> dict[str, dict[str, float]]:
+    """Samples/s of the release posterior and adversarial steps per variant, the variants in turn
+    `--rounds` times (the best round kept), so a neighbour's load falls on all of them alike."""
+    best: dict[str, dict[str, float]] = {}
+    for r in range(args.rounds):
+        for name in args.variants or list(RELEASE_VARIANTS):
+            stem, fused = RELEASE_VARIANTS[name]
+            cfg = train_config("release", batch_size=args.batch_size, val_fraction=0.0)
+            torch.manual_seed(0)
+            data = load_data([store], store, None, 50.0, **data_options(cfg))
+            model = MODELS["crossingnet"](model_config("release", convention="nyu", crop_px=64, stem=stem))
+            trainer = Trainer(cfg, data, tmp / f"{name}{r}", model, Dist(), {}, progress=False)
+            got = {
+                s: time_stage(trainer, s, args.steps, args.warmup, fused)
+                for s in ("posterior", "adversarial")
+            }
+            best[name] = {s: round(max(v, best.get(name, {}).get(s, 0.0)), 1) for s, v in got.items()}
+            print(name, f"round {r + 1}", {s: round(v, 1) for s, v in got.items()}, flush=True)
+    return best
+
+
 def main(args: argparse.Namespace) -> dict:
+    known = RELEASE_VARIANTS if args.preset == "release" else VARIANTS
+    if unknown := set(args.variants or ()) - set(known):
+        raise SystemExit(
+            f"unknown {args.preset} variants {sorted(unknown)}; expected some of {sorted(known)}"
+        )
     torch.set_num_threads(args.threads)
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        store = random_store(Path(tmp) / "bench.h5", 2 * args.batch_size)
-        for name in args.variants:
+        if args.preset == "release":
+            store = random_store(Path(tmp) / "bench.h5", 4 * args.batch_size, crop_px=64)
+            results = release_speeds(args, store, Path(tmp))
+        paper = (args.variants or DEFAULT_VARIANTS) if args.preset == "paper" else []
+        for name in paper:
             cfg = train_config(
                 "paper", batch_size=args.batch_size, warmup_steps=0, val_fraction=0.0, **VARIANTS[name]
             )
@@ -89,7 +144,7 @@ def main(args: argparse.Namespace) -> dict:
                 s: round(time_stage(trainer, s, args.steps, args.warmup), 1) for s in ("vae", "gan", "joint")
             }
             print(name, results[name], flush=True)
-    result = {"benchmark": "train", "threads": args.threads, "batch_size": args.batch_size,
+    result = {"benchmark": "train", "preset": args.preset, "threads": args.threads, "batch_size": args.batch_size,
               "steps": args.steps, "samples_per_s": results}  # fmt: skip
     print(json.dumps(result))
     return result

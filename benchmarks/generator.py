@@ -15,6 +15,9 @@ at the sensed crop's centre; the pixels where the forearm is what the sensor see
 both figures (the hand-silhouette IoU). A generated forearm where the real crop has background
 still counts against the generator.
 
+For a skeleton generator, `true_keypoints` draws the same poses from their true crop keypoints
+instead of its own: what the drawing alone achieves, and how far its keypoints lie from them.
+
     python benchmarks/generator.py --checkpoint checkpoints/cn-nyu-synth [--store bench/test.h5] [--hand-only 500]
 
 Prints one JSON line with the figures.
@@ -45,6 +48,8 @@ from crossingnets.hand.render import render_depth
 from crossingnets.hand.sampler import sample_hands
 from crossingnets.inference import resolve_model_folder
 from crossingnets.models import CrossingNet, LatentPoseModel
+from crossingnets.models.resnet import compose
+from crossingnets.models.skeleton import SkeletonGenerator
 
 # Stored crops put the background at exactly +1 (`crossingnets.data.preprocess.BACKGROUND`), but the
 # generator ends in tanh, which never reaches 1: a threshold at 1 would call every generated pixel
@@ -140,6 +145,26 @@ def hands_and_forearms(n: int, seed: int, info: StoreInfo) -> tuple[dict[str, np
         k: np.stack(v[:n]).astype(np.float32) for k, v in zip(names, zip(*rows, strict=True), strict=True)
     }
     return arrays, np.stack(masks[:n])
+
+
+@torch.inference_mode()
+def draw_from_true_keypoints(
+    model: CrossingNet, frames: Frames, batch: int = 256
+) -> tuple[np.ndarray, float]:
+    """A skeleton generator's drawing of each frame from the pose's true crop keypoints, not from
+    its own (Ali and the keypoint head): (N, S, S) crops, and the mean distance in pixels between its
+    keypoints and the true ones. It separates the drawing's error from the keypoints' (the latent
+    holds the joints around the crop centre, not where the crop sits in the frame: perspective)."""
+    device = next(model.parameters()).device
+    out, px = [], []
+    for s in range(0, len(frames), batch):
+        f = frames.subset(np.arange(s, min(s + batch, len(frames))))
+        pose, root = f.pose.to(device), f.root.to(device)
+        true = model.crop_keypoints(pose.unflatten(1, (-1, 3)) + root[:, None], f.center_xyz.to(device))
+        own = model.generator.keypoints(model.align(model.encode_pose(pose, root)))
+        px.append(((own - true)[..., :2].norm(dim=-1) * model.config.crop_px / 2).flatten())
+        out.append(compose(*model.generator.draw(true), hard=True)[:, 0].float().cpu().numpy())
+    return np.concatenate(out), float(torch.cat(px).mean())
 
 
 @torch.inference_mode()
@@ -244,7 +269,7 @@ def hand_only_figures(model: CrossingNet, info: StoreInfo, n: int, seed: int, th
     real = frames.depth[:, 0].numpy()
     generated = generate_from_poses(model, frames)
     cube = model.config.cube_mm
-    return {
+    result = {
         "frames": len(real),
         "seed": seed,
         "forearm_share": float(
@@ -254,6 +279,13 @@ def hand_only_figures(model: CrossingNet, info: StoreInfo, n: int, seed: int, th
         "iou": summary(silhouette_iou(generated, real, threshold, forearm)),
         "fg_error_mm": summary(foreground_error_mm(generated, real, cube, threshold, forearm)),
     }
+    if isinstance(model.generator, SkeletonGenerator):
+        drawn, _ = draw_from_true_keypoints(model, frames)
+        result["true_keypoints"] = {
+            "iou": summary(silhouette_iou(drawn, real, threshold, forearm)),
+            "fg_error_mm": summary(foreground_error_mm(drawn, real, cube, threshold, forearm)),
+        }
+    return result
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -309,6 +341,13 @@ def main(args: argparse.Namespace) -> dict:
         "iou": summary(iou),
         "fg_error_mm": summary(fg_mm),  # frames: those with hand pixels in both crops
     }
+    if isinstance(model.generator, SkeletonGenerator):
+        drawn, px = draw_from_true_keypoints(model, frames)
+        result["true_keypoints"] = {
+            "keypoint_error_px": px,
+            "iou": summary(silhouette_iou(drawn, real, args.fg_threshold)),
+            "fg_error_mm": summary(foreground_error_mm(drawn, real, cfg.cube_mm, args.fg_threshold)),
+        }
     if args.hand_only > 0:
         result["hand_only"] = hand_only_figures(model, info, args.hand_only, args.seed, args.fg_threshold)
     if args.sheet is not None:
@@ -320,6 +359,10 @@ def main(args: argparse.Namespace) -> dict:
         f"IoU mean {result['iou']['mean']:.3f} median {result['iou']['median']:.3f}; "
         f"foreground error mean {result['fg_error_mm']['mean']} mm median {result['fg_error_mm']['median']} mm"
     )
+    if "true_keypoints" in result:
+        t = result["true_keypoints"]
+        print(f"drawn from the true keypoints (its own lie {t['keypoint_error_px']:.2f} px from them): "
+              f"IoU mean {t['iou']['mean']:.3f}; foreground error mean {t['fg_error_mm']['mean']} mm")  # fmt: skip
     if "hand_only" in result:
         h = result["hand_only"]
         print(f"hand only ({h['frames']} fresh hands, forearm {h['forearm_share']:.0%} of the real hand pixels): "

@@ -265,3 +265,25 @@ def test_palm_tilt_and_its_bins_by_hand():
     np.testing.assert_allclose(tilt, [0.0, 90.0, 180.0], atol=1e-6)
     bins = pt.by_bin(tilt, np.array([1.0, 2.0, 4.0]))
     assert bins == {"0-30": [1, 1.0], "90-120": [1, 2.0], "150-180": [1, 4.0]}  # 180 falls in the last
+
+
+def test_true_keypoints_draw_the_pose_and_measure_the_heads_distance(gen, toy_store, tmp_path):
+    """`draw_from_true_keypoints` draws from the pose's crop keypoints, not the generator's own,
+    and reports how far its own lie from them, in pixels: a keypoint head that returns the true
+    keypoints moved 0.1 across the crop in u lies 0.1 * S / 2 px away and draws what the true
+    keypoints draw, not what the moved ones draw."""
+    store = toy_store(tmp_path / "toy.h5", 6)
+    torch.manual_seed(0)
+    model = CrossingNet(model_config("tiny-release", convention="icvl", gen_arch="skeleton")).eval()
+    info = read_info(store)
+    frames = frames_from_arrays(load_arrays(store), info, model.config.pose_unit_mm)
+    true = model.crop_keypoints(frames.pose.unflatten(1, (-1, 3)) + frames.root[:, None], frames.center_xyz)
+    shift = torch.tensor([0.1, 0.0, 0.0])
+    model.generator.keypoints = lambda latent: true + shift  # the batch is the whole store
+    drawn, px = gen.draw_from_true_keypoints(model, frames)
+    assert px == pytest.approx(0.1 * model.config.crop_px / 2, rel=1e-5)
+    with torch.no_grad():
+        want = gen.compose(*model.generator.draw(true), hard=True)[:, 0].numpy()
+        moved = gen.compose(*model.generator.draw(true + shift), hard=True)[:, 0].numpy()
+    np.testing.assert_array_equal(drawn, want)
+    assert not np.array_equal(drawn, moved)

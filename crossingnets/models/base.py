@@ -126,10 +126,12 @@ PRESETS: dict[str, CrossingNetConfig] = {
     ),
     # The release networks (issue 11): a 32-d VAE code (PCA of the poses: 20 components leave
     # 5.6 mm, 30 leave 1.7 mm), a residual posterior head, a generator drawn around its own
-    # skeleton (IoU 0.34 -> 0.60 against the upsampling one, r3g); at inference one re-crop on the
-    # palm and 9 in-plane rotations averaged (16.1 -> 15.1 mm, r3).
+    # skeleton (IoU 0.34 -> 0.60 against the upsampling one, r3g); a residual block at half
+    # resolution in the discriminator's stem (r7: where the fingers are still visible); at
+    # inference one re-crop on the palm and 9 in-plane rotations averaged (16.1 -> 15.1 mm, r3).
     "release": CrossingNetConfig(
         arch="resnet",
+        stem="residual",
         pca_dims=64,
         code_dims=32,
         width=16,

@@ -68,12 +68,12 @@ def time_stage(trainer: Trainer, stage: str, steps: int, warmup: int, fused: boo
     if not fused:  # the same optimisers with the per-tensor loop
         trainer.optimizers = {
             k: type(o)(
-                o.param_groups,
+                [{"params": g["params"]} for g in o.param_groups],  # the groups hold `fused`
                 lr=o.defaults["lr"],
                 betas=o.defaults["betas"],
                 weight_decay=o.defaults["weight_decay"],
                 foreach=False,
-            )  # fmt: skip
+            )
             for k, o in trainer.optimizers.items()
         }
     for _ in range(warmup):

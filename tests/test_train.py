@@ -550,8 +550,8 @@ def test_consistency_term_trains_on_unlabeled_crops(toy_store, tmp_path) -> None
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 def test_optimisers_are_fused_on_the_cpu_and_step_as_the_loop_does(store, tmp_path, optimizer) -> None:
-    """The trainer's optimisers take the fused kernel on the CPU (the per-tensor loop cost 17 of a
-    release posterior step's 105 ms); a step moves the weights as the per-tensor loop does."""
+    """The trainer's optimisers take the fused kernel on the CPU; a step moves the weights as the
+    per-tensor loop does."""
     cfg = train_config("tiny-release", optimizer=optimizer)
     trainer = _tiny_trainer(cfg, store, tmp_path / "run")
     trainer._make_optimizers("posterior")

@@ -114,6 +114,20 @@ def summary(values: np.ndarray) -> dict[str, float | int | None]:
     }
 
 
+def agreement(
+    generated: np.ndarray,
+    real: np.ndarray,
+    cube_mm: float,
+    threshold: float,
+    ignore: np.ndarray | None = None,
+) -> dict[str, dict]:
+    """The IoU and foreground error summaries of crops drawn against the real ones."""
+    return {
+        "iou": summary(silhouette_iou(generated, real, threshold, ignore)),
+        "fg_error_mm": summary(foreground_error_mm(generated, real, cube_mm, threshold, ignore)),
+    }
+
+
 def hands_and_forearms(n: int, seed: int, info: StoreInfo) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """`n` hands of the fixed renderer (`crossingnets generate`'s defaults at the store's crop) as
     store arrays, and (n, S, S) masks of the crop pixels where the sensor sees their forearm."""
@@ -165,6 +179,14 @@ def draw_from_true_keypoints(
         px.append(((own - true)[..., :2].norm(dim=-1) * model.config.crop_px / 2).flatten())
         out.append(compose(*model.generator.draw(true), hard=True)[:, 0].float().cpu().numpy())
     return np.concatenate(out), float(torch.cat(px).mean())
+
+
+def true_keypoint_figures(
+    model: CrossingNet, frames: Frames, real: np.ndarray, threshold: float, ignore: np.ndarray | None = None
+) -> dict:
+    """`draw_from_true_keypoints`' crops against the real ones, and the keypoints' distance."""
+    drawn, px = draw_from_true_keypoints(model, frames)
+    return {"keypoint_error_px": px, **agreement(drawn, real, model.config.cube_mm, threshold, ignore)}
 
 
 @torch.inference_mode()
@@ -268,7 +290,6 @@ def hand_only_figures(model: CrossingNet, info: StoreInfo, n: int, seed: int, th
     frames = frames_from_arrays(arrays, info, model.config.pose_unit_mm)
     real = frames.depth[:, 0].numpy()
     generated = generate_from_poses(model, frames)
-    cube = model.config.cube_mm
     result = {
         "frames": len(real),
         "seed": seed,
@@ -276,15 +297,10 @@ def hand_only_figures(model: CrossingNet, info: StoreInfo, n: int, seed: int, th
             (forearm.sum((-2, -1)) / np.maximum(foreground(real, threshold).sum((-2, -1)), 1)).mean()
         ),
         "iou_with_forearm": summary(silhouette_iou(generated, real, threshold)),
-        "iou": summary(silhouette_iou(generated, real, threshold, forearm)),
-        "fg_error_mm": summary(foreground_error_mm(generated, real, cube, threshold, forearm)),
+        **agreement(generated, real, model.config.cube_mm, threshold, forearm),
     }
     if isinstance(model.generator, SkeletonGenerator):
-        drawn, _ = draw_from_true_keypoints(model, frames)
-        result["true_keypoints"] = {
-            "iou": summary(silhouette_iou(drawn, real, threshold, forearm)),
-            "fg_error_mm": summary(foreground_error_mm(drawn, real, cube, threshold, forearm)),
-        }
+        result["true_keypoints"] = true_keypoint_figures(model, frames, real, threshold, forearm)
     return result
 
 
@@ -342,12 +358,7 @@ def main(args: argparse.Namespace) -> dict:
         "fg_error_mm": summary(fg_mm),  # frames: those with hand pixels in both crops
     }
     if isinstance(model.generator, SkeletonGenerator):
-        drawn, px = draw_from_true_keypoints(model, frames)
-        result["true_keypoints"] = {
-            "keypoint_error_px": px,
-            "iou": summary(silhouette_iou(drawn, real, args.fg_threshold)),
-            "fg_error_mm": summary(foreground_error_mm(drawn, real, cfg.cube_mm, args.fg_threshold)),
-        }
+        result["true_keypoints"] = true_keypoint_figures(model, frames, real, args.fg_threshold)
     if args.hand_only > 0:
         result["hand_only"] = hand_only_figures(model, info, args.hand_only, args.seed, args.fg_threshold)
     if args.sheet is not None:

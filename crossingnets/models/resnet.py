@@ -106,9 +106,8 @@ def stem_layers(stem: str, w: int) -> list[nn.Module]:
     """(B, 1, S, S) -> (B, w, S/2, S/2). `strided` (r1-r6): one conv3x3 / 2. `full`: a conv3x3 at the
     crop's resolution (w/2 channels) before it; `residual`: a residual block after it, at S/2.
     Fingers are 3-4 px wide at 64 px and the fingertips carry r6's error (BENCHMARKS): the two
-    spend their extra compute where they are still visible."""
-    if stem not in STEMS:
-        raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+    spend their extra compute where they are still visible. `stem` is one of STEMS (the model
+    config checks it)."""
     layers: list[nn.Module] = []
     c = 1
     if stem == "full":

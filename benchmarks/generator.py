@@ -18,6 +18,9 @@ still counts against the generator.
 For a skeleton generator, `true_keypoints` draws the same poses from their true crop keypoints
 instead of its own: what the drawing alone achieves, and how far its keypoints lie from them.
 
+`--ik-ceiling N` draws N fresh hands again from the inverse-kinematics fit of their joints (clean,
+forearm left out): how much of the silhouette the pose itself fixes, the reference for the IoU goal.
+
     python benchmarks/generator.py --checkpoint checkpoints/cn-nyu-synth [--store bench/test.h5] [--hand-only 500]
 
 Prints one JSON line with the figures.
@@ -43,6 +46,7 @@ from crossingnets.draw import font
 from crossingnets.files import atomic_output
 from crossingnets.hand.capsules import Capsules
 from crossingnets.hand.conventions import get_convention
+from crossingnets.hand.ik import fit_ik
 from crossingnets.hand.kinematics import hand_capsules
 from crossingnets.hand.render import render_depth
 from crossingnets.hand.sampler import sample_hands
@@ -304,6 +308,34 @@ def hand_only_figures(model: CrossingNet, info: StoreInfo, n: int, seed: int, th
     return result
 
 
+def ik_ceiling(n: int, seed: int, info: StoreInfo, threshold: float) -> dict:
+    """How much of a hand's silhouette its joints fix: `n` fresh hands of the fixed renderer, clean
+    and without their forearm, cropped at the sensed crop's centre, against the hand that inverse
+    kinematics fits to the same joints (its pose and shape; `fit_ik`, 300 iterations) drawn alike.
+    What a generator of the pose alone could reach, were its drawing as exact as the renderer."""
+    cfg = GenerateConfig(
+        convention=info.convention.name, cube_mm=info.crop.cube_mm, crop_px=info.crop.crop_px
+    )
+    convention, cam, crop = get_convention(cfg.convention), info.camera, cfg.crop()
+    pose, shape = sample_hands(np.random.default_rng(seed), n, cam, cfg.sampler)
+    sensed = render_hands(np.random.default_rng(seed + 1), pose, shape, convention, cam, cfg)
+    fit = fit_ik(sensed.joints_xyz, convention, iterations=300)
+
+    def hand_only(pose, shape) -> np.ndarray:
+        return render_depth(Capsules(*(a[:, :-FOREARM_CAPSULES] for a in hand_capsules(pose, shape))), cam)
+
+    true, refit, pairs = hand_only(pose, shape), hand_only(fit.pose, fit.shape), []
+    for b in range(n):
+        try:
+            center = preprocess(sensed.depth_mm[b], cam, crop).com_uvd
+        except NoHandError:
+            continue
+        pairs.append([preprocess(x[b], cam, crop, center_uvd=center).depth for x in (refit, true)])
+    drawn, real = np.array(pairs).transpose(1, 0, 2, 3)
+    return {"frames": len(real), "seed": seed, "ik_residual_mm": float(fit.residual_mm.mean()),
+            **agreement(drawn, real, info.crop.cube_mm, threshold)}  # fmt: skip
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="released Crossing Net folder (or a run folder)")
@@ -320,7 +352,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--hand-only", type=int, default=0, metavar="N",
         help="also N hands rendered here, their forearm's pixels left out (hand-silhouette IoU)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=7, help="--hand-only: the hands' seed")
+    p.add_argument(
+        "--ik-ceiling", type=int, default=0, metavar="N",
+        help="also N hands drawn again from the IK fit of their joints: how much of the silhouette the pose fixes",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=7, help="--hand-only / --ik-ceiling: the hands' seed")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     return p
 
@@ -361,6 +397,8 @@ def main(args: argparse.Namespace) -> dict:
         result["true_keypoints"] = true_keypoint_figures(model, frames, real, args.fg_threshold)
     if args.hand_only > 0:
         result["hand_only"] = hand_only_figures(model, info, args.hand_only, args.seed, args.fg_threshold)
+    if args.ik_ceiling > 0:
+        result["ik_ceiling"] = ik_ceiling(args.ik_ceiling, args.seed, info, args.fg_threshold)
     if args.sheet is not None:
         rows = np.linspace(0, len(real) - 1, min(SHEET_ROWS, len(real))).round().astype(int)
         with atomic_output(args.sheet) as tmp:
@@ -379,6 +417,10 @@ def main(args: argparse.Namespace) -> dict:
         print(f"hand only ({h['frames']} fresh hands, forearm {h['forearm_share']:.0%} of the real hand pixels): "
               f"IoU mean {h['iou']['mean']:.3f} (with the forearm {h['iou_with_forearm']['mean']:.3f}); "
               f"foreground error mean {h['fg_error_mm']['mean']} mm")  # fmt: skip
+    if "ik_ceiling" in result:
+        c = result["ik_ceiling"]
+        print(f"the same {c['frames']} hands drawn from the IK fit of their joints (hand only, clean): "
+              f"IoU mean {c['iou']['mean']:.3f}; foreground error mean {c['fg_error_mm']['mean']} mm")  # fmt: skip
     print(json.dumps(result))
     return result
 

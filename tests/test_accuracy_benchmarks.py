@@ -109,6 +109,15 @@ def test_forearm_masks_cover_part_of_the_hands_pixels(gen, toy_store, tmp_path):
     assert 0.1 < share < 0.7, share  # a 130 mm stub in the crop's cube, not the whole hand
 
 
+def test_ik_ceiling_draws_the_joints_hand_again(gen, toy_store, tmp_path):
+    """The IK fit of a hand's joints, drawn again, covers the hand nearly as it was (the pose fixes
+    its silhouette), and the figures are computed over the sensed crops' frames."""
+    info = read_info(toy_store(tmp_path / "toy.h5", 2))
+    c = gen.ik_ceiling(4, seed=5, info=info, threshold=gen.FG_THRESHOLD)
+    assert c["frames"] == 4 and c["ik_residual_mm"] < 2.0
+    assert 0.8 < c["iou"]["mean"] <= 1.0 and c["fg_error_mm"]["mean"] < 10.0
+
+
 def test_difference_image_colours(gen):
     real = np.array([[0.0, 0.0], [1.0, 1.0]])
     generated = np.array([[0.0, 1.0], [0.0, 1.0]])

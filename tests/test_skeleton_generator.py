@@ -11,7 +11,7 @@ from crossingnets import losses as L
 from crossingnets.camera import CAMERAS, xyz_to_uvd
 from crossingnets.data.preprocess import CropConfig, uvd_to_crop
 from crossingnets.models import CrossingNet, CrossingNetConfig, model_config
-from crossingnets.models.skeleton import MIN_EXPONENT, SkeletonGenerator, bone_maps, capsule_maps
+from crossingnets.models.skeleton import MIN_EXPONENT, SkeletonGenerator, bone_maps
 
 BONE = ((0, 1),)
 
@@ -53,48 +53,6 @@ def test_bone_maps_stay_normal_floats_and_leave_the_keypoints_alone() -> None:
     assert (maps[0, 0] >= torch.finfo(torch.float32).tiny).all()
     assert not maps.requires_grad
     torch.testing.assert_close(kp.detach(), before, rtol=0, atol=0)
-
-
-def test_capsule_maps_draw_the_segment_grown_by_its_radius_with_its_near_surface() -> None:
-    """A horizontal capsule of radius 0.3 along row 3 of an 8 px map (pixel centres -0.875,
-    -0.625, ...): inside exactly within 0.3 of its segment, the surface the axis depth less the
-    half chord, the background (+1) outside; where two capsules overlap the nearer one shows."""
-    size = 8
-    kp = _keypoints((-0.875, -0.125, 0.2), (-0.125, -0.125, 0.6))
-    margin, depth = (m[0, 0] for m in capsule_maps(kp, BONE, size, torch.tensor([0.3])))
-    torch.testing.assert_close(margin[3, :4], torch.full((4,), 0.3))  # on the axis
-    torch.testing.assert_close(margin[2, 1], torch.tensor(0.05))  # one row (0.25) off: inside
-    torch.testing.assert_close(margin[1, 1], torch.tensor(-0.2))  # two rows off: outside
-    torch.testing.assert_close(margin[3, 5], torch.tensor(-0.2))  # two columns past its end
-    torch.testing.assert_close(depth[3, :4], torch.tensor([0.2, 0.2 + 0.4 / 3, 0.2 + 0.8 / 3, 0.6]) - 0.3)
-    torch.testing.assert_close(depth[2, 0], torch.tensor(0.2 - math.sqrt(0.3**2 - 0.25**2)))  # half chord
-    torch.testing.assert_close(depth[3, 4], torch.tensor(0.6 - math.sqrt(0.3**2 - 0.25**2)))  # the end's cap
-    assert depth[1, 1] == 1.0 and depth[3, 5] == 1.0  # background outside the capsule
-    near = _keypoints(
-        (-0.875, -0.125, 0.2), (-0.125, -0.125, 0.6), (-0.875, -0.125, -0.5), (-0.125, -0.125, -0.5)
-    )
-    _, both = capsule_maps(near, ((0, 1), (2, 3)), size, torch.tensor([0.3, 0.3]))
-    torch.testing.assert_close(both[0, 0, 3, :4], torch.full((4,), -0.8))
-
-
-def test_capsule_generator_draws_its_capsules_sharp_at_full_resolution() -> None:
-    """With `capsules`, an untrained generator already shows the bones' capsules in its mask
-    (the margin enters its logits), at full resolution; old checkpoints have no radii."""
-    torch.manual_seed(0)
-    net = CrossingNet(model_config("tiny-release", gen_arch="capsule", convention="nyu", cube_mm=300.0))
-    gen = net.generator
-    assert gen.radii is not None and "radii" in gen.state_dict()
-    assert (
-        CrossingNet(model_config("tiny-release", gen_arch="skeleton", convention="nyu")).generator.radii
-        is None
-    )
-    kp = gen.keypoints(torch.randn(3, net.config.latent_dims))
-    margin, _ = capsule_maps(gen._with_forearm(kp), gen.bones, 2 * gen.half, gen.radii)
-    _, mask = gen.draw(kp)
-    px = 2.0 / (2 * gen.half)
-    deep = margin.abs() >= 1.5 * px  # 1.5 px inside or outside every outline (margins floored at -3 px)
-    assert (margin >= -3 * px - 1e-6).all() and (margin > 0).any() and (margin < 0).any()
-    assert ((mask > 0) == (margin > 0))[deep].float().mean() > 0.95
 
 
 def test_generator_draws_a_mask_and_depth_from_its_keypoints() -> None:

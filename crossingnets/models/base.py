@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 ARCHS = ("paper", "resnet")
-GEN_ARCHS = ("upsampling", "skeleton", "capsule")  # resnet generators: models/resnet.py, models/skeleton.py
+GEN_ARCHS = ("upsampling", "skeleton")  # resnet generators: models/resnet.py, models/skeleton.py
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class CrossingNetConfig:
     width: int = 16  # resnet: discriminator trunk width w (GAN/smoothness heads 2w, posterior 4w-16w)
     gen_width: int = 8  # resnet: generator's last width (its first is 8x)
     gen_mask: bool = True  # resnet: the generator draws a hand mask beside the depth (False: depth only)
-    gen_arch: str = "upsampling"  # resnet generator: upsampling (FC + upsampling) | skeleton (keypoint maps) | capsule (+ capsules)
+    gen_arch: str = "upsampling"  # resnet generator: upsampling (FC + upsampling) | skeleton (keypoint maps)
     posterior_hidden: int = 1024  # resnet: hidden width of the posterior head's top
     posterior_blocks: int = 1  # resnet: residual blocks per resolution of the posterior head (1: r1-r6)
     stem: str = "strided"  # resnet: the discriminator's first layers: strided (r1-r6) | full | residual
@@ -73,8 +73,8 @@ class CrossingNetConfig:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
         if self.gen_arch not in GEN_ARCHS:
             raise ValueError(f"gen_arch must be one of {GEN_ARCHS}, got {self.gen_arch!r}")
-        if self.gen_arch != "upsampling" and not (self.arch == "resnet" and self.gen_mask):
-            raise ValueError(f"gen_arch {self.gen_arch} needs arch resnet and gen_mask (it draws a mask)")
+        if self.gen_arch == "skeleton" and not (self.arch == "resnet" and self.gen_mask):
+            raise ValueError("gen_arch skeleton needs arch resnet and gen_mask (it draws a mask)")
         if self.arch == "paper" and self.head_layers < 1:
             raise ValueError(
                 f"crop_px {self.crop_px} leaves no head layer after {self.trunk_layers} trunk layers "

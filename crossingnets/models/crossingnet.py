@@ -107,10 +107,8 @@ class CrossingNet(VAELatentModel):
                     get_convention(c.convention).bones,
                     c.num_joints,
                     forearm=_forearm(c),
-                    capsules=c.gen_arch == "capsule",
-                    cube_mm=c.cube_mm,
                 )  # fmt: skip
-                if c.gen_arch != "upsampling"
+                if c.gen_arch == "skeleton"
                 else UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
             )
             self.discriminator: nn.Module = ResNetDiscriminator(

@@ -179,7 +179,7 @@ def draw_from_true_keypoints(
         f = frames.subset(np.arange(s, min(s + batch, len(frames))))
         pose, root = f.pose.to(device), f.root.to(device)
         true = model.crop_keypoints(pose.unflatten(1, (-1, 3)) + root[:, None], f.center_xyz.to(device))
-        own = model.generator.keypoints(model.align(model.encode_pose(pose, root)))
+        own = model.generator_keypoints(model.encode_pose(pose, root), f.center_xyz.to(device))
         px.append(((own - true)[..., :2].norm(dim=-1) * model.config.crop_px / 2).flatten())
         out.append(compose(*model.generator.draw(true), hard=True)[:, 0].float().cpu().numpy())
     return np.concatenate(out), float(torch.cat(px).mean())
@@ -195,13 +195,14 @@ def true_keypoint_figures(
 
 @torch.inference_mode()
 def generate_from_poses(model: CrossingNet, frames: Frames, batch: int = 256) -> np.ndarray:
-    """Frames' poses -> (N, S, S) crops the generator draws from their latents, Gen(Ali(z))."""
+    """Frames' poses -> (N, S, S) crops the generator draws from their latents, Gen(Ali(z)) (a
+    generator with `gen_view` around the frames' crop centres)."""
     device = next(model.parameters()).device
     out = []
     for s in tqdm(range(0, len(frames), batch), desc="generate", unit="batch"):
         f = frames.subset(np.arange(s, min(s + batch, len(frames))))
         latent = model.encode_pose(f.pose.to(device), f.root.to(device))
-        out.append(model.render(latent)[:, 0].float().cpu().numpy())
+        out.append(model.render(latent, f.center_xyz.to(device))[:, 0].float().cpu().numpy())
     return np.concatenate(out)
 
 

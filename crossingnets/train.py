@@ -211,6 +211,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--new-generator-width", type=int, help="with --new-generator: its width (default: the init's)"
     )
+    p.add_argument(
+        "--new-generator-view",
+        action="store_true",
+        help="with --new-generator skeleton: its keypoints also see the crop centre's direction (gen_view)",
+    )
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     p.add_argument(
         "--max-steps", type=int, help="stop (with a checkpoint) after this many steps; --resume continues"
@@ -266,13 +271,17 @@ def main(args: argparse.Namespace) -> int:
     else:
         if args.data is None:
             raise SystemExit("crossingnets train: --data is required (unless --resume)")
-        if (args.new_generator or args.new_generator_width) and not args.init:
+        if (args.new_generator or args.new_generator_width or args.new_generator_view) and not args.init:
             raise SystemExit(
                 "crossingnets train: --new-generator replaces the generator of --init; give --init"
             )
-        if args.new_generator_width and not args.new_generator:
-            raise SystemExit("crossingnets train: --new-generator-width needs --new-generator")
-        new_generator = {"gen_arch": args.new_generator} if args.new_generator else None
+        if (args.new_generator_width or args.new_generator_view) and not args.new_generator:
+            raise SystemExit("crossingnets train: --new-generator-width or -view needs --new-generator")
+        new_generator = (
+            {"gen_arch": args.new_generator, "gen_view": args.new_generator_view}
+            if args.new_generator
+            else None
+        )
         if new_generator and args.new_generator_width:
             new_generator["gen_width"] = args.new_generator_width
         summary = train(

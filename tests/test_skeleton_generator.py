@@ -71,6 +71,31 @@ def test_generator_draws_a_mask_and_depth_from_its_keypoints() -> None:
         SkeletonGenerator(11, 4, 15, ((0, 1),), 2)
 
 
+def test_view_inputs_move_the_keypoints_with_the_crop_centre() -> None:
+    """`gen_view`: the keypoint head sees the centre's direction; no centre is the optical axis;
+    the training targets and `render` take their keypoints from the same place."""
+    torch.manual_seed(0)
+    net = CrossingNet(model_config("tiny-release", gen_arch="skeleton", gen_view=True, convention="nyu"))
+    gen = net.generator
+    assert gen.keypoint_head[0].in_features == net.config.latent_dims + 2
+    z = torch.randn(4, net.config.latent_dims)
+    axis = torch.tensor([[0.0, 0.0, 600.0]]).repeat(4, 1)
+    beside = torch.tensor([[300.0, -150.0, 600.0]]).repeat(4, 1)
+    torch.testing.assert_close(net.generator_keypoints(z), net.generator_keypoints(z, axis))
+    assert not torch.allclose(net.generator_keypoints(z), net.generator_keypoints(z, beside))
+    torch.testing.assert_close(
+        net.generator_keypoints(z, beside),
+        gen.keypoints(net.align(z), torch.tensor([[0.5, -0.25]]).repeat(4, 1)),
+    )
+    net.eval()
+    torch.testing.assert_close(
+        net.render(z, beside), gen(net.align(z), torch.tensor([[0.5, -0.25]]).repeat(4, 1))
+    )
+    plain = CrossingNet(model_config("tiny-release", gen_arch="skeleton", convention="nyu"))
+    assert plain.generator.keypoint_head[0].in_features == net.config.latent_dims
+    torch.testing.assert_close(plain.generator_keypoints(z, beside), plain.generator_keypoints(z))
+
+
 def test_config_picks_and_checks_the_generator() -> None:
     net = CrossingNet(model_config("tiny-release", gen_arch="skeleton", convention="nyu"))
     assert isinstance(net.generator, SkeletonGenerator) and len(net.generator.bones) == 13 + 1  # + forearm

@@ -422,7 +422,12 @@ def test_new_generator_replaces_only_the_generator_and_render_trains_only_it(
     other = toy_store(tmp_path / "other.h5", 40, seed=7)
     base = ["train", "--data", str(other), *base]
     render = [*base, "--out", str(b), "--stage", "render", "--epochs-render", "12", "--init", str(a)]
-    assert cli.main([*render, "--new-generator", "skeleton", "--new-generator-width", "6"]) == 0
+    assert (
+        cli.main(
+            [*render, "--new-generator", "skeleton", "--new-generator-width", "6", "--new-generator-view"]
+        )
+        == 0
+    )
     wa, wb = _weights(a), _weights(b)
     assert not any(k.startswith("generator.keypoint_head") for k in wa)
     assert wb["generator.body.0.weight"].shape[0] == 6
@@ -433,7 +438,7 @@ def test_new_generator_replaces_only_the_generator_and_render_trains_only_it(
     lines = [m for m in _metrics(b) if not m.get("ema")]
     assert lines[-1]["loss_recons"] < 0.8 * lines[0]["loss_recons"]
     released = LatentPoseModel.from_pretrained(b / "model")
-    assert released.config.gen_arch == "skeleton"
+    assert released.config.gen_arch == "skeleton" and released.config.gen_view
     for k, v in LatentPoseModel.from_pretrained(a / "model").state_dict().items():
         if k.startswith(("vae.", "discriminator.")):  # batch-norm statistics too: the crops read alike
             assert torch.equal(v, released.state_dict()[k]), k
@@ -441,6 +446,8 @@ def test_new_generator_replaces_only_the_generator_and_render_trains_only_it(
         cli.main([*base, "--out", str(tmp_path / "c"), "--new-generator", "skeleton"])
     with pytest.raises(SystemExit, match="needs --new-generator"):
         cli.main([*base, "--out", str(tmp_path / "c"), "--init", str(a), "--new-generator-width", "4"])
+    with pytest.raises(SystemExit, match="needs --new-generator"):
+        cli.main([*base, "--out", str(tmp_path / "c"), "--init", str(a), "--new-generator-view"])
 
 
 def test_posterior_stage_with_render_every_0_leaves_generator_and_ali_alone(

@@ -55,6 +55,7 @@ class CrossingNetConfig:
     gen_width: int = 8  # resnet: generator's last width (its first is 8x)
     gen_mask: bool = True  # resnet: the generator draws a hand mask beside the depth (False: depth only)
     gen_arch: str = "upsampling"  # resnet generator: upsampling (FC + upsampling) | skeleton (keypoint maps)
+    gen_view: bool = False  # skeleton generator: its keypoints also see the crop centre's direction
     posterior_hidden: int = 1024  # resnet: hidden width of the posterior head's top
     posterior_blocks: int = 1  # resnet: residual blocks per resolution of the posterior head (1: r1-r6)
     stem: str = "strided"  # resnet: the discriminator's first layers: strided (r1-r6) | full | residual

@@ -88,6 +88,11 @@ def _forearm(c: CrossingNetConfig) -> tuple[tuple[int, ...], int, float] | None:
     return wrists, conv.root, FOREARM_LENGTH_MM / (0.5 * c.cube_mm)
 
 
+def _view(center_mm: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, 3) crop centres, camera frame -> (B, 2) their directions (x / z, y / z)."""
+    return None if center_mm is None else center_mm[:, :2] / center_mm[:, 2:]
+
+
 class CrossingNet(VAELatentModel):
     """Pose VAE + Ali + Generator + Discriminator sharing the latent z_y (B, 23 in the paper)."""
 
@@ -107,6 +112,7 @@ class CrossingNet(VAELatentModel):
                     get_convention(c.convention).bones,
                     c.num_joints,
                     forearm=_forearm(c),
+                    view_inputs=c.gen_view,
                 )  # fmt: skip
                 if c.gen_arch == "skeleton"
                 else UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
@@ -134,9 +140,22 @@ class CrossingNet(VAELatentModel):
     def depth_reader(self) -> nn.Module:
         return self.discriminator
 
-    def render(self, latent: torch.Tensor) -> torch.Tensor:
-        """(B, L) pose latent z_y -> (B, 1, S, S) generated crop, Gen(Ali(z_y))."""
+    def render(self, latent: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) pose latent z_y -> (B, 1, S, S) generated crop, Gen(Ali(z_y)); a generator with
+        `gen_view` draws the crop as seen around `center_mm` (B, 3), camera frame (None: on the
+        optical axis)."""
+        if self.config.gen_view:
+            return self.generator(self.align(latent), _view(center_mm))
         return self.generator(self.align(latent))
+
+    def generator_keypoints(
+        self, latent: torch.Tensor, center_mm: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, L) pose latents -> (B, J, 3) the crop keypoints a skeleton generator draws them from
+        (around `center_mm` as `render`)."""
+        return self.generator.keypoints(
+            self.align(latent), _view(center_mm) if self.config.gen_view else None
+        )
 
     def smoothness(self, depth_a: torch.Tensor, depth_b: torch.Tensor) -> torch.Tensor:
         """smo(a, b) = f(a) - f(b) (B, L) for crops (B, 1, S, S), which estimates z_a - z_b."""
@@ -321,7 +340,9 @@ class CrossingNet(VAELatentModel):
         learnt no fingers) while its keypoint head learns them from the latent."""
         b = real.shape[0]
         if isinstance(self.generator, SkeletonGenerator):
-            keypoints = self.generator.keypoints(self.align(latent))
+            keypoints = self.generator_keypoints(
+                latent, center.repeat(len(latent) // b, 1)
+            )  # mixtures: the batch's centres
             true = self.crop_keypoints(joints, center)
             depth, mask = self.generator.draw(torch.cat([true, keypoints[b:]]))
             loss = L.masked_render_loss(depth[:b], mask[:b], real)

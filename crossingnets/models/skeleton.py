@@ -65,16 +65,23 @@ class SkeletonGenerator(nn.Module):
     def __init__(
         self, latent_dims: int, width: int, crop_px: int, bones: tuple[tuple[int, int], ...], num_joints: int,
         hidden: int = 256, forearm: tuple[tuple[int, ...], int, float] | None = None,
+        view_inputs: bool = False,
     ) -> None:  # fmt: skip
         """forearm: (wrist joints, palm joint, length in crop units): one more bone from the wrists'
-        mean away from the palm, where the crops show a forearm that no joint marks."""
+        mean away from the palm, where the crops show a forearm that no joint marks. view_inputs:
+        the keypoint head also sees the direction of the crop's centre (`keypoints`)."""
         super().__init__()
         if crop_px % 2:
             raise ValueError(f"crop side must be even, got {crop_px}")
-        self.num_joints, self.half, self.forearm = num_joints, crop_px // 2, forearm
+        self.num_joints, self.half, self.forearm, self.view_inputs = (
+            num_joints,
+            crop_px // 2,
+            forearm,
+            view_inputs,
+        )
         self.bones = tuple(bones) + (((num_joints, num_joints + 1),) if forearm else ())
         self.keypoint_head = nn.Sequential(
-            nn.Linear(latent_dims, hidden), nn.ReLU(True),
+            nn.Linear(latent_dims + (2 if view_inputs else 0), hidden), nn.ReLU(True),
             nn.Linear(hidden, hidden), nn.ReLU(True),
             nn.Linear(hidden, 3 * num_joints),
         )  # fmt: skip
@@ -85,9 +92,17 @@ class SkeletonGenerator(nn.Module):
         )
         self.out = nn.Sequential(nn.Conv2d(width, 8, 3, 1, 1), nn.PixelShuffle(2))
 
-    def keypoints(self, latent: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B, J, 3) crop coordinates of the joints the generator will draw."""
-        return self.keypoint_head(torch.tanh(latent)).view(-1, self.num_joints, 3)
+    def keypoints(self, latent: torch.Tensor, view: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) -> (B, J, 3) crop coordinates of the joints the generator will draw.
+
+        view (B, 2): the crop centre's direction (x / z, y / z), with `view_inputs`; None: on the
+        optical axis. The latent holds the joints around the centre, but a crop beside the axis
+        shows them moved by the perspective (1.8 px mean at 64 px on the synthetic test), which
+        only the centre's direction tells."""
+        x = torch.tanh(latent)
+        if self.view_inputs:
+            x = torch.cat([x, x.new_zeros(len(x), 2) if view is None else view.to(x.dtype)], 1)
+        return self.keypoint_head(x).view(-1, self.num_joints, 3)
 
     def draw(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, J, 3) crop keypoints -> hand depth in (-1, 1) and hand-mask logits, each (B, 1, S, S).
@@ -111,10 +126,12 @@ class SkeletonGenerator(nn.Module):
         end = start + length * away / away.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         return torch.cat([keypoints, start[:, None], end[:, None]], 1)
 
-    def forward_parts(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_parts(
+        self, latent: torch.Tensor, view: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) -> hand depth in (-1, 1) and hand-mask logits, each (B, 1, S, S)."""
-        return self.draw(self.keypoints(latent))
+        return self.draw(self.keypoints(latent, view))
 
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+    def forward(self, latent: torch.Tensor, view: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) -> (B, 1, S, S) crop in (-1, 1]: the depth where the mask says hand, else background."""
-        return compose(*self.forward_parts(latent), hard=not self.training)
+        return compose(*self.forward_parts(latent, view), hard=not self.training)

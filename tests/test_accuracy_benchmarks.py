@@ -288,7 +288,7 @@ def test_true_keypoints_draw_the_pose_and_measure_the_heads_distance(gen, toy_st
     frames = frames_from_arrays(load_arrays(store), info, model.config.pose_unit_mm)
     true = model.crop_keypoints(frames.pose.unflatten(1, (-1, 3)) + frames.root[:, None], frames.center_xyz)
     shift = torch.tensor([0.1, 0.0, 0.0])
-    model.generator.keypoints = lambda latent: true + shift  # the batch is the whole store
+    model.generator.keypoints = lambda latent, view=None: true + shift  # the batch is the whole store
     drawn, px = gen.draw_from_true_keypoints(model, frames)
     assert px == pytest.approx(0.1 * model.config.crop_px / 2, rel=1e-5)
     with torch.no_grad():

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -179,14 +180,28 @@ def test_run(model: Path, bench: Path) -> dict[str, dict]:
     return out
 
 
+def code_version() -> str | None:
+    """The checkout's commit (`+` if it had uncommitted changes) a run was trained with: the
+    preset's networks change between sessions, and a result is read against runs of the same code."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
+
+
 def run_one(run: Run, args: argparse.Namespace) -> dict:
     folder = args.out / run.name
     result_file = folder / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
-    extra: dict = {}
+    extra: dict = {"commit": code_version()}
     if run.method in SECOND_ROUNDS:
-        wall_s, extra = second_round(run, args, folder)
+        wall_s, labels = second_round(run, args, folder)
+        extra.update(labels)
     else:
         wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget)
     result = {"run": asdict(run), "budget": args.budget, "train_wall_s": wall_s,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from benchmark_scripts import load_script
@@ -77,6 +78,10 @@ def test_a_pseudo_label_round_runs_the_first_round_its_labels_then_the_second(
     )
     assert config["train_config"]["epochs_vae"] == 0 and config["num_labeled"] == 47 + 16  # 1 of 48 validated
     assert result["train_wall_s"] > first_wall + labels["wall_s"]
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert (result["commit"] or "").rstrip("+") == head  # the code it ran (none outside git)
 
 
 def test_the_better_half_of_the_labels_and_the_round_without_them(ex, toy_store, tmp_path):

@@ -29,13 +29,13 @@ killed one resumes from its checkpoint, so an interrupted suite loses only the r
   training adds.
 Each run is tested with one estimate per crop on the synthetic test, NYU's test poses rendered and
 the independent renderer's crops (detected centre; `benchmarks/pose_accuracy.py` builds the sets):
-mean joint error, success at 20 and 40 mm, and wall time.
+mean joint error, success at 20 and 40 mm (and the curve from 0 to 80 mm), and wall time.
 
     python benchmarks/experiments.py --data runs/data/rand_train.h5 --out runs/experiments \
         [--only cn-0.02-s0 sup-0.02-s0] [--budget quick] [--list]
 
-Writes OUT/results.json and OUT/error_vs_labels.png|html; prints a markdown table, then one JSON
-line with every run's figures.
+Writes OUT/results.json, OUT/error_vs_labels.png|html and OUT/success_curves.png|html; prints a
+markdown table, then one JSON line with every run's figures.
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
 
 from crossingnets.inference import HandPoseEstimator
-from crossingnets.plots import save_figure
+from crossingnets.metrics import SUCCESS_THRESHOLDS_MM, success_rate
+from crossingnets.plots import save_figure, style_success_axes
 from crossingnets.pseudo_labels import pseudo_label
 from crossingnets.recipes import TrainConfig, train_config
 from crossingnets.train import resume, train
@@ -169,14 +171,18 @@ def pseudo_labels(run: Run, args: argparse.Namespace, folder: Path, model: Path)
 
 
 def test_run(model: Path, bench: Path) -> dict[str, dict]:
-    """Mean joint error and success rates of `model` (one estimate per crop) on each test set."""
+    """Mean joint error, success rates and the success curve (SUCCESS_THRESHOLDS_MM) of `model`
+    (one estimate per crop) on each test set."""
     estimator = HandPoseEstimator.from_pretrained(model, "cpu", 1)
     out = {}
     for name in TEST_SETS:
         path = bench / pose_accuracy.STORE_SETS[name]
         if path.is_file():
             test = pose_accuracy.load_store_set(name, path)
-            out[name] = pose_accuracy.evaluate_set(estimator, test, None)["model"]
+            pose_accuracy.check_compatible(estimator, test)
+            errors = pose_accuracy.model_errors(estimator, test)
+            curve = success_rate(errors, SUCCESS_THRESHOLDS_MM)
+            out[name] = {**pose_accuracy.figures(errors), "success_curve": curve.round(4).tolist()}
     return out
 
 
@@ -239,6 +245,19 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
     return fig
 
 
+def success_curves_figure(results: dict[str, dict], test: str) -> go.Figure:
+    """The success curve of each run that recorded one (the runs committed before 2026-12-02 did not)."""
+    fig = go.Figure()
+    for name, r in results.items():
+        if curve := r["tests"].get(test, {}).get("success_curve"):
+            fig.add_trace(
+                go.Scatter(x=SUCCESS_THRESHOLDS_MM, y=100 * np.asarray(curve), mode="lines", name=name)
+            )
+    fig.update_layout(title=f"Success rate ({test})", template="plotly_white")
+    style_success_axes(fig)
+    return fig
+
+
 def markdown_table(results: dict[str, dict]) -> str:
     head = "| run | labels | " + " | ".join(
         f"{t} (mm) | <= {SUCCESS_AT_MM[0]:g} | <= {SUCCESS_AT_MM[1]:g}" for t in TEST_SETS
@@ -287,6 +306,7 @@ def main(args: argparse.Namespace) -> dict:
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for ext in ("html", "png"):
         save_figure(error_vs_labels_figure(results, TEST_SETS[0]), args.out / f"error_vs_labels.{ext}")
+        save_figure(success_curves_figure(results, TEST_SETS[0]), args.out / f"success_curves.{ext}")
     print(markdown_table(results))
     summary = {k: {t: round(f["mean_mm"], 2) for t, f in r["tests"].items()} for k, r in results.items()}
     print(json.dumps(summary))

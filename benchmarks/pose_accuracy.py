@@ -178,10 +178,8 @@ def figures(errors_mm: np.ndarray) -> dict[str, float]:
     }
 
 
-def evaluate_set(
-    estimator: HandPoseEstimator, test: TestSet, mean_rel_mm: np.ndarray | None
-) -> dict[str, object]:
-    """Every figure of one test set."""
+def check_compatible(estimator: HandPoseEstimator, test: TestSet) -> None:
+    """Refuse a test set whose joints or crops are not the model's (its figures would mean nothing)."""
     if test.info.convention.name != estimator.convention.name:
         raise ValueError(
             f"{test.name}: labels use the {test.info.convention.name} convention, "
@@ -192,6 +190,13 @@ def evaluate_set(
             f"{test.name}: {test.info.crop.crop_px} px crops of a {test.info.crop.cube_mm:g} mm cube; the "
             f"model reads {estimator.crop.crop_px} px of {estimator.crop.cube_mm:g} mm"
         )
+
+
+def evaluate_set(
+    estimator: HandPoseEstimator, test: TestSet, mean_rel_mm: np.ndarray | None
+) -> dict[str, object]:
+    """Every figure of one test set."""
+    check_compatible(estimator, test)
     out: dict[str, object] = {
         "frames": len(test.arrays["depth"]),
         "model": figures(model_errors(estimator, test)),

@@ -71,7 +71,7 @@ def success_rate_figure(summaries: Mapping[str, ErrorSummary], title: str = "") 
     fig = go.Figure()
     add_success_rate_traces(fig, summaries)
     fig.update_layout(title=title, template="plotly_white")
-    _style_success_axes(fig)
+    style_success_axes(fig)
     return fig
 
 
@@ -86,7 +86,7 @@ def per_joint_error_figure(
     return fig
 
 
-def _style_success_axes(fig: go.Figure, **where) -> None:
+def style_success_axes(fig: go.Figure, **where) -> None:
     fig.update_xaxes(title_text="maximum allowed distance to ground truth (mm)", range=[0, 80], **where)
     fig.update_yaxes(title_text="frames with all joints within distance (%)", range=[0, 100], **where)
 
@@ -106,7 +106,7 @@ def evaluation_figure(
     )
     add_success_rate_traces(fig, summaries, row=1, col=1)
     add_per_joint_traces(fig, summaries, joint_names, row=1, col=2)
-    _style_success_axes(fig, row=1, col=1)
+    style_success_axes(fig, row=1, col=1)
     fig.update_xaxes(tickangle=-45, row=1, col=2)
     fig.update_yaxes(title_text="mean error (mm)", row=1, col=2)
     fig.update_layout(

@@ -61,9 +61,11 @@ def test_a_pseudo_label_round_runs_the_first_round_its_labels_then_the_second(
     and adversarial stages again from its weights; the wall time counts all three."""
     data = toy_store(tmp_path / "toy.h5", 48, crop_px=64)
     pool = toy_store(tmp_path / "pool.h5", 16, crop_px=64, seed=4)
+    (tmp_path / "bench").mkdir()
+    toy_store(tmp_path / "bench" / "test.h5", 8, crop_px=64, seed=5)  # the synthetic test; no other set
     monkeypatch.setattr(ex, "PL_MAX_SPREAD_MM", 1e6)  # an all but untrained first round: keep every label
     args = ex.get_args_parser().parse_args(["--data", str(data), "--unlabeled", str(pool), "--out", str(tmp_path / "x"),
-                                            "--bench", str(tmp_path / "none"), "--budget", "quick", "--only", "cn-pl-1-s0"])  # fmt: skip
+                                            "--bench", str(tmp_path / "bench"), "--budget", "quick", "--only", "cn-pl-1-s0"])  # fmt: skip
     ex.main(args)
     first, second = tmp_path / "x" / "cn-1-s0", tmp_path / "x" / "cn-pl-1-s0"
     result = json.loads((second / "result.json").read_text())
@@ -82,6 +84,12 @@ def test_a_pseudo_label_round_runs_the_first_round_its_labels_then_the_second(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     assert (result["commit"] or "").rstrip("+") == head  # the code it ran (none outside git)
+    test = result["tests"]["synthetic_test"]
+    assert set(result["tests"]) == {"synthetic_test"}  # the sets missing from --bench are left out
+    curve = test["success_curve"]  # at 0, 1, ..., 80 mm
+    assert len(curve) == 81 and curve == sorted(curve) and curve[0] == 0.0
+    assert (curve[20], curve[40]) == (round(test["success_20mm"], 4), round(test["success_40mm"], 4))
+    assert (tmp_path / "x" / "success_curves.png").stat().st_size > 0
 
 
 def test_the_better_half_of_the_labels_and_the_round_without_them(ex, toy_store, tmp_path):

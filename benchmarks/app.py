@@ -14,6 +14,8 @@ Measures, on the bundled checkpoint (or --checkpoint):
   per endpoint and overall. Round trips include gradio_client's own polling (every 50 ms) and the
   download of every file an event returns (a browser fetches the images at once, the JSON, CSV,
   GLB and GIF downloads only when clicked; --no-downloads fetches none).
+- the CPU budget: the server's and the client's CPU time per request of each endpoint, one client
+  alone, and the requests/s their `MIX`-weighted mean leaves room for on the machine's cores;
 - with --variants, the load test again on servers started with other settings (the model events'
   shared concurrency limit, torch threads per request), to see which of them matter.
 The goal (issue 14): the walk <= 150 ms server side; under 20 clients x 50 requests: 0 errors,
@@ -314,6 +316,48 @@ def load_test(
     }
 
 
+def process_cpu_ms(pid: int) -> float:
+    """CPU time (user + system, ms) process `pid` has used so far (Linux /proc; 10 ms ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_budget(url: str, server_pid: int, ex: Explorer, calls: int) -> dict[str, object]:
+    """The server's and the client's CPU per request of each endpoint (one client, sequential,
+    `calls` each after one warm-up; the mesh a third as many), their `MIX`-weighted means and the
+    requests/s those leave room for on this machine's cores: the load test's ceiling, whatever the
+    queue's settings."""
+    session = HttpSession(url, ex, 0, downloads=True)
+    session.call("estimate")  # the upload the state-dependent endpoints start from
+    server, client = {}, {}
+    for kind in MIX:
+        n = max(1, calls // 3) if kind == "mesh" else calls
+        session.call("walk" if kind == "walk_gif" else kind)  # the GIF is of the last walk
+        server_start, client_start = process_cpu_ms(server_pid), time.process_time()
+        for _ in range(n):
+            session.call(kind)
+        server[kind] = round((process_cpu_ms(server_pid) - server_start) / n, 1)
+        client[kind] = round(1000 * (time.process_time() - client_start) / n, 1)
+    weight = sum(MIX.values())
+    mix_server = sum(MIX[k] * server[k] for k in MIX) / weight
+    mix_client = sum(MIX[k] * client[k] for k in MIX) / weight
+    cores = len(os.sched_getaffinity(0))
+    return {
+        "server_cpu_ms_per_request": server,
+        "client_cpu_ms_per_request": client,
+        "mix_server_cpu_ms": round(mix_server, 1),
+        "mix_client_cpu_ms": round(mix_client, 1),
+        "requests_per_s_ceiling": round(1000 * cores / (mix_server + mix_client), 1),
+        "requests_per_s_ceiling_without_mesh": round(
+            1000
+            * cores
+            * (weight - MIX["mesh"])
+            / sum(MIX[k] * (server[k] + client[k]) for k in MIX if k != "mesh"),
+            1,
+        ),  # fmt: skip
+    }
+
+
 def through_gradio(url: str, ex: Explorer, args: argparse.Namespace, alone: bool = True) -> dict[str, object]:
     """One client alone (unless not `alone`), then the load test, with the clients and downloads
     `args` asks for."""
@@ -323,10 +367,11 @@ def through_gradio(url: str, ex: Explorer, args: argparse.Namespace, alone: bool
 
 
 @contextlib.contextmanager
-def app_process(cmd: list[str], port: int) -> Iterator[str]:
-    """A server command (on `port`) in a child process; yields its URL once it answers, then stops it."""
-    with app_subprocess(cmd, port, {**os.environ, **OFFLINE_ENV}, stdout=subprocess.DEVNULL):
-        yield f"http://127.0.0.1:{port}/"
+def app_process(cmd: list[str], port: int) -> Iterator[tuple[str, int]]:
+    """A server command (on `port`) in a child process; yields its URL and process id once it
+    answers, then stops it."""
+    with app_subprocess(cmd, port, {**os.environ, **OFFLINE_ENV}, stdout=subprocess.DEVNULL) as proc:
+        yield f"http://127.0.0.1:{port}/", proc.pid
 
 
 def app_command(checkpoint: Path, port: int) -> list[str]:
@@ -385,6 +430,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=50, help="per client")
     parser.add_argument("--repeats", type=int, default=100, help="server-side calls per measurement")
+    parser.add_argument("--cpu-calls", type=int, default=10, help="requests per endpoint for the CPU budget")
     parser.add_argument(
         "--variants", nargs="*", default=[], help='load tests on other settings: "concurrency=2,threads=1"'
     )
@@ -416,11 +462,12 @@ def main(args: argparse.Namespace) -> dict[str, object] | None:
     ex = Explorer.load(args.checkpoint, EXAMPLES)
     result.update(server_side(ex, args.repeats))
     port = free_port()
-    with app_process(app_command(args.checkpoint, port), port) as url:
+    with app_process(app_command(args.checkpoint, port), port) as (url, pid):
+        result["cpu_budget"] = cpu_budget(url, pid, ex, args.cpu_calls)
         result.update(through_gradio(url, ex, args))
     for variant in args.variants:
         port = free_port()
-        with app_process(variant_command(args.checkpoint, port, variant), port) as url:
+        with app_process(variant_command(args.checkpoint, port, variant), port) as (url, _):
             result[f"variant {variant}"] = through_gradio(url, ex, args, alone=False)["load"]
     for key, value in result.items():
         print(f"{key:>28}: {value}")

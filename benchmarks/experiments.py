@@ -69,8 +69,8 @@ SUCCESS_AT_MM = (20.0, 40.0)
 # Epochs (of len(train) / 64 steps) per stage. An adversarial epoch costs ~2.4 posterior epochs of
 # the Crossing Net (release r3: 16 vs 6.6 min), whose posterior epochs cost ~1.35 of the control's
 # (no generator step), so the control's posterior stage runs SUP_EPOCHS for about the same wall
-# time. Measured at 2 % (two runs side by side): 26.7 min for the Crossing Net, 20.1 for the
-# control; the control is the faster by that margin (BENCHMARKS.md).
+# time. Measured at 2 % (two runs side by side, BENCHMARKS.md): with the strided stem 26.7 min for
+# the Crossing Net, 20.1 for the control; with r7's residual stem 31.9 and 32.5 (2026-12-02).
 BUDGETS = {
     "suite": {"epochs_vae": 4, "epochs_render": 0, "epochs_posterior": 1, "epochs_adversarial": 1},
     "quick": {"epochs_vae": 1, "epochs_render": 0, "epochs_posterior": 1, "epochs_adversarial": 1},  # smoke

@@ -36,9 +36,6 @@ FILE_LIFETIME_S = 600  # uploads and returned files are kept 10 minutes: time to
 CLEANUP_EVERY_S = 60
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-# Gradio's queue rebuilds a pandas summary of its last 10,000 events after every event (for its
-# monitoring page): 11-23 ms of CPU per event as they accumulate. Every 1,000th event is enough.
-QUEUE_ENV = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000"}
 
 
 def bundled_checkpoint() -> Path:
@@ -103,8 +100,6 @@ def create_app(
     /tmp/gradio cache delete each other's files on their schedules and then answer 403 for them.
     """
     offline()
-    for key, value in QUEUE_ENV.items():
-        os.environ.setdefault(key, value)
     os.environ["GRADIO_TEMP_DIR"] = str(temp_dir or tempfile.mkdtemp(prefix="crossingnets-app-"))
     import torch
 

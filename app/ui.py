@@ -115,6 +115,9 @@ def build_demo(
     # and check it against the allowed paths, ~30 ms of a slider event's CPU (benchmarks/app.py);
     # each file here is written once, in a folder of its own, and never changed.
     gr.set_static_paths([PLOTLY_JS, files_root.name])
+    # Read when the Blocks is queued: the queue rebuilds a pandas summary of its last 10,000 events
+    # for its monitoring page after every event, 11-23 ms of CPU each; every 1,000th is enough.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     pruned = [time.monotonic()]
 
     def fresh_dir() -> str:

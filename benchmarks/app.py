@@ -338,23 +338,21 @@ def cpu_budget(url: str, server_pid: int, ex: Explorer, calls: int) -> dict[str,
             session.call(kind)
         server[kind] = round((process_cpu_ms(server_pid) - server_start) / n, 1)
         client[kind] = round(1000 * (time.process_time() - client_start) / n, 1)
-    weight = sum(MIX.values())
-    mix_server = sum(MIX[k] * server[k] for k in MIX) / weight
-    mix_client = sum(MIX[k] * client[k] for k in MIX) / weight
     cores = len(os.sched_getaffinity(0))
+
+    def mean(ms: dict[str, float], kinds) -> float:  # MIX-weighted over `kinds`
+        return sum(MIX[k] * ms[k] for k in kinds) / sum(MIX[k] for k in kinds)
+
+    def ceiling(kinds) -> float:  # requests/s of `kinds` in MIX's proportions that the cores hold
+        return round(1000 * cores / (mean(server, kinds) + mean(client, kinds)), 1)
+
     return {
         "server_cpu_ms_per_request": server,
         "client_cpu_ms_per_request": client,
-        "mix_server_cpu_ms": round(mix_server, 1),
-        "mix_client_cpu_ms": round(mix_client, 1),
-        "requests_per_s_ceiling": round(1000 * cores / (mix_server + mix_client), 1),
-        "requests_per_s_ceiling_without_mesh": round(
-            1000
-            * cores
-            * (weight - MIX["mesh"])
-            / sum(MIX[k] * (server[k] + client[k]) for k in MIX if k != "mesh"),
-            1,
-        ),  # fmt: skip
+        "mix_server_cpu_ms": round(mean(server, MIX), 1),
+        "mix_client_cpu_ms": round(mean(client, MIX), 1),
+        "requests_per_s_ceiling": ceiling(MIX),
+        "requests_per_s_ceiling_without_mesh": ceiling([k for k in MIX if k != "mesh"]),
     }
 
 

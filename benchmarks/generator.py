@@ -47,7 +47,7 @@ from crossingnets.files import atomic_output
 from crossingnets.hand.capsules import Capsules
 from crossingnets.hand.conventions import get_convention
 from crossingnets.hand.ik import fit_ik
-from crossingnets.hand.kinematics import hand_capsules
+from crossingnets.hand.kinematics import FOREARM_CAPSULES, hand_capsules
 from crossingnets.hand.render import render_depth
 from crossingnets.hand.sampler import sample_hands
 from crossingnets.inference import resolve_model_folder
@@ -60,7 +60,6 @@ from crossingnets.models.skeleton import SkeletonGenerator
 # hand. 0.9 (135 mm behind the centre of a 300 mm cube) is below the generator's background level
 # and behind the hand.
 FG_THRESHOLD = 0.9
-FOREARM_CAPSULES = 2  # `hand_capsules` ends with the forearm stub: two capsules side by side
 FOREARM_TOL_MM = 2.0  # a pixel is the forearm's where the hand alone is this much deeper, or absent
 SHEET_ROWS = 8
 SHEET_SCALE = 4  # sheet pixels per crop pixel

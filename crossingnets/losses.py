@@ -99,6 +99,12 @@ def keypoint_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (predicted.float() - target.float()).abs().mean()
 
 
+def joint_distance_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean Euclidean distance between joints (B, J, 3): the kinematic generator's joints against the
+    labels (not squared: the hand's pose is fitted to all joints alike, as inverse kinematics would)."""
+    return (predicted.float() - target.float()).norm(dim=-1).mean()
+
+
 def pose_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Squared joint error (B, J, 3), pose units (the DeepPrior baseline's loss)."""
     return _sq_sum(predicted.float() - target.float())

@@ -151,6 +151,7 @@ PALM_RADIUS_MM = 13.0  # half the ~26-30 mm palm thickness
 FOREARM_LENGTH_MM = 130.0  # what a sensor sees of the forearm in a crop
 FOREARM_RADIUS_MM = 22.0  # two side-by-side capsules 26 mm apart: a ~70 x 44 mm oval section
 FOREARM_HALF_SPACING_MM = 13.0
+FOREARM_CAPSULES = 2  # `capsule_segments` ends with the forearm stub: two capsules side by side
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -324,8 +325,9 @@ def forearm_direction(pose: HandPose) -> Array:
     return (turn @ down[..., None])[..., 0]
 
 
-def _capsule_segments(pose: HandPose, shape: HandShape) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Start (B, K, 3), end (B, K, 3), radius (B, K) of every capsule, camera mm (torch)."""
+def capsule_segments(pose: HandPose, shape: HandShape) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Start (B, K, 3), end (B, K, 3), radius (B, K) of every capsule, camera mm (torch tensors in,
+    differentiable; the last FOREARM_CAPSULES are the forearm stub)."""
     land = forward_kinematics(pose, shape)
     at = dict(zip(LANDMARKS, land.unbind(1), strict=True))
     size = shape.scale * shape.thickness  # (B,)
@@ -382,5 +384,5 @@ def hand_capsules(pose: HandPose, shape: HandShape) -> Capsules:
     a forearm stub of two; radii scale with `shape.scale * shape.thickness`."""
     pose_t = _as_torch(pose)
     with torch.no_grad():
-        start, end, radius = _capsule_segments(pose_t, _as_torch(shape, pose_t.angles_rad.dtype))
+        start, end, radius = capsule_segments(pose_t, _as_torch(shape, pose_t.angles_rad.dtype))
     return Capsules(*(t.numpy().astype(np.float32) for t in (start, end, radius)))

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 
 ARCHS = ("paper", "resnet")
-GEN_ARCHS = ("upsampling", "skeleton")  # resnet generators: models/resnet.py, models/skeleton.py
+# resnet generators: models/resnet.py, models/skeleton.py, models/kinematic.py
+GEN_ARCHS = ("upsampling", "skeleton", "kinematic")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class CrossingNetConfig:
     gen_width: int = 8  # resnet: generator's last width (its first is 8x)
     gen_mask: bool = True  # resnet: the generator draws a hand mask beside the depth (False: depth only)
     gen_arch: str = "upsampling"  # resnet generator: upsampling (FC + upsampling) | skeleton (keypoint maps)
+    # | kinematic (the renderer's hand posed by an MLP, its capsules drawn)
     gen_view: bool = False  # skeleton generator: its keypoints also see the crop centre's direction
     posterior_hidden: int = 1024  # resnet: hidden width of the posterior head's top
     posterior_blocks: int = 1  # resnet: residual blocks per resolution of the posterior head (1: r1-r6)
@@ -76,6 +78,10 @@ class CrossingNetConfig:
             raise ValueError(f"gen_arch must be one of {GEN_ARCHS}, got {self.gen_arch!r}")
         if self.gen_arch == "skeleton" and not (self.arch == "resnet" and self.gen_mask):
             raise ValueError("gen_arch skeleton needs arch resnet and gen_mask (it draws a mask)")
+        if self.gen_arch == "kinematic" and self.arch != "resnet":
+            raise ValueError("gen_arch kinematic needs arch resnet")
+        if self.gen_view and self.gen_arch != "skeleton":
+            raise ValueError("gen_view is an option of gen_arch skeleton")
         if self.arch == "paper" and self.head_layers < 1:
             raise ValueError(
                 f"crop_px {self.crop_px} leaves no head layer after {self.trunk_layers} trunk layers "

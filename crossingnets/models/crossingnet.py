@@ -24,11 +24,13 @@ from torch import nn
 
 from crossingnets import losses as L
 from crossingnets.hand.conventions import get_convention
+from crossingnets.hand.crop_capsules import crop_coordinates
 from crossingnets.hand.kinematics import FOREARM_LENGTH_MM
 from crossingnets.models.base import CrossingNetConfig, LatentPoseModel, LossConfig, TrainStep
 from crossingnets.models.batchnorm import running_stats_frozen
 from crossingnets.models.discriminator import Discriminator
 from crossingnets.models.generator import Generator, LatentAlign
+from crossingnets.models.kinematic import KinematicGenerator
 from crossingnets.models.pose_vae import PoseVAE
 from crossingnets.models.resnet import ResNetDiscriminator, UpsamplingGenerator, compose
 from crossingnets.models.skeleton import SkeletonGenerator
@@ -88,6 +90,19 @@ def _forearm(c: CrossingNetConfig) -> tuple[tuple[int, ...], int, float] | None:
     return wrists, conv.root, FOREARM_LENGTH_MM / (0.5 * c.cube_mm)
 
 
+def _resnet_generator(c: CrossingNetConfig) -> nn.Module:
+    """The release networks' generator of `c.gen_arch`."""
+    if c.gen_arch == "kinematic":
+        return KinematicGenerator(c.latent_dims, c.crop_px, c.cube_mm, get_convention(c.convention))
+    if c.gen_arch == "skeleton":
+        conv = get_convention(c.convention)
+        return SkeletonGenerator(
+            c.latent_dims, c.gen_width, c.crop_px, conv.bones, c.num_joints, forearm=_forearm(c),
+            view_inputs=c.gen_view,
+        )  # fmt: skip
+    return UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
+
+
 def _view(center_mm: torch.Tensor | None) -> torch.Tensor | None:
     """(B, 3) crop centres, camera frame -> (B, 2) their directions (x / z, y / z)."""
     return None if center_mm is None else center_mm[:, :2] / center_mm[:, 2:]
@@ -104,19 +119,7 @@ class CrossingNet(VAELatentModel):
         c = config
         self.align = LatentAlign(c.latent_dims)
         if c.arch == "resnet":
-            self.generator: nn.Module = (
-                SkeletonGenerator(
-                    c.latent_dims,
-                    c.gen_width,
-                    c.crop_px,
-                    get_convention(c.convention).bones,
-                    c.num_joints,
-                    forearm=_forearm(c),
-                    view_inputs=c.gen_view,
-                )  # fmt: skip
-                if c.gen_arch == "skeleton"
-                else UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
-            )
+            self.generator: nn.Module = _resnet_generator(c)
             self.discriminator: nn.Module = ResNetDiscriminator(
                 c.width,
                 c.crop_px,
@@ -144,6 +147,8 @@ class CrossingNet(VAELatentModel):
         """(B, L) pose latent z_y -> (B, 1, S, S) generated crop, Gen(Ali(z_y)); a generator with
         `gen_view` draws the crop as seen around `center_mm` (B, 3), camera frame (None: on the
         optical axis)."""
+        if isinstance(self.generator, KinematicGenerator):
+            return self.generator(self.align(latent), center_mm)
         if self.config.gen_view:
             return self.generator(self.align(latent), _view(center_mm))
         return self.generator(self.align(latent))
@@ -152,7 +157,9 @@ class CrossingNet(VAELatentModel):
         self, latent: torch.Tensor, center_mm: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(B, L) pose latents -> (B, J, 3) the crop keypoints a skeleton generator draws them from
-        (around `center_mm` as `render`)."""
+        (around `center_mm` as `render`), or the joints where a kinematic generator's hand has them."""
+        if isinstance(self.generator, KinematicGenerator):
+            return self.generator.keypoints(self.align(latent), center_mm)
         return self.generator.keypoints(
             self.align(latent), _view(center_mm) if self.config.gen_view else None
         )
@@ -206,6 +213,8 @@ class CrossingNet(VAELatentModel):
         d = self.discriminator
         real = step.batch("images")["depth"]
         noise = torch.randn((len(real), self.config.latent_dims), generator=step.rng, device=real.device)
+        if isinstance(self.generator, KinematicGenerator):
+            raise ValueError("the gan stage needs a generator the discriminator can train (not kinematic)")
         fake = self.generator(noise * step.cfg.gan_noise_std).contiguous(memory_format=step.memory_format)
         real_logits, real_features = d.forward_gan(d.forward_trunk(real))
         with running_stats_frozen(d):
@@ -317,15 +326,11 @@ class CrossingNet(VAELatentModel):
     def crop_keypoints(self, joints: torch.Tensor, center_mm: torch.Tensor) -> torch.Tensor:
         """Joints around the crop centre (B, J, 3), pose units, and the centre (B, 3), camera frame,
         mm -> where the crop shows them (B, J, 3): u, v across the crop in [-1, 1], depth in units
-        of the cube's half side (`uvd_to_crop`, camera-free: u = (x / z - cx / cz) * cz / half side).
+        of the cube's half side (`crop_coordinates`, camera-free: u = (x / z - cx / cz) * cz / half side).
         The perspective part (a hand beside the optical axis: 1.9 px mean at 64 px on the test set)
         depends on where the crop sits in the frame, which the latent does not hold."""
         c = self.config
-        half = 0.5 * c.cube_mm
-        p = center_mm[:, None] + joints * c.pose_unit_mm
-        center = center_mm[:, None]
-        uv = (p[..., :2] / p[..., 2:] - center[..., :2] / center[..., 2:]) * (center[..., 2:] / half)
-        return torch.cat([uv, (p[..., 2:] - center[..., 2:]) / half], -1)
+        return crop_coordinates(center_mm[:, None] + joints * c.pose_unit_mm, center_mm, c.cube_mm)
 
     def _render_with_loss(
         self, cfg: LossConfig, latent: torch.Tensor, real: torch.Tensor, joints: torch.Tensor,
@@ -335,10 +340,19 @@ class CrossingNet(VAELatentModel):
         crops (B, 1, S, S), their joints (B, J, 3) around the crop centre in pose units, the centres
         (B, 3) in mm): mask + depth (+ keypoints) for the release generators, weighted L1 for the paper's.
 
-        The skeleton generator draws the labeled crops from their true crop keypoints (teacher
-        forcing: drawn from its own, ~2 px off where the crop's perspective moves the fingers, it
-        learnt no fingers) while its keypoint head learns them from the latent."""
+        The kinematic generator learns its hand's joints (mean distance to the labels, pose units)
+        and draws without gradients (models/kinematic.py). The skeleton generator draws the labeled
+        crops from their true crop keypoints (teacher forcing: drawn from its own, ~2 px off where
+        the crop's perspective moves the fingers, it learnt no fingers) while its keypoint head
+        learns them from the latent."""
         b = real.shape[0]
+        if isinstance(self.generator, KinematicGenerator):
+            centers = center.repeat(len(latent) // b, 1)  # mixtures: drawn around the batch's centres
+            aligned = self.align(latent)
+            joints_mm = self.generator.joints_mm(aligned[:b], center)
+            true_mm = center[:, None] + joints * self.config.pose_unit_mm
+            loss = L.joint_distance_loss(joints_mm, true_mm) / self.config.pose_unit_mm
+            return self.generator(aligned, centers), loss
         if isinstance(self.generator, SkeletonGenerator):
             keypoints = self.generator_keypoints(
                 latent, center.repeat(len(latent) // b, 1)

@@ -15,6 +15,7 @@ at the sensed crop's centre; the pixels where the forearm is what the sensor see
 both figures (the hand-silhouette IoU). A generated forearm where the real crop has background
 still counts against the generator.
 
+For a kinematic generator, `kinematic_hand` gives how far its hand's joints lie from the labels.
 For a skeleton generator, `true_keypoints` draws the same poses from their true crop keypoints
 instead of its own: what the drawing alone achieves, and how far its keypoints lie from them.
 
@@ -52,6 +53,7 @@ from crossingnets.hand.render import render_depth
 from crossingnets.hand.sampler import sample_hands
 from crossingnets.inference import resolve_model_folder
 from crossingnets.models import CrossingNet, LatentPoseModel
+from crossingnets.models.kinematic import KinematicGenerator
 from crossingnets.models.resnet import compose
 from crossingnets.models.skeleton import SkeletonGenerator
 
@@ -190,6 +192,23 @@ def true_keypoint_figures(
     """`draw_from_true_keypoints`' crops against the real ones, and the keypoints' distance."""
     drawn, px = draw_from_true_keypoints(model, frames)
     return {"keypoint_error_px": px, **agreement(drawn, real, model.config.cube_mm, threshold, ignore)}
+
+
+@torch.inference_mode()
+def kinematic_joint_figures(model: CrossingNet, frames: Frames, batch: int = 256) -> dict[str, float]:
+    """A kinematic generator's hand against the labels: the mean distance of its joints (mm) and of
+    where the crop shows them (px), for the frames' poses through their latents (Gen(Ali(z)))."""
+    device = next(model.parameters()).device
+    mm, px = [], []
+    for s in range(0, len(frames), batch):
+        f = frames.subset(np.arange(s, min(s + batch, len(frames))))
+        pose, root, center = f.pose.to(device), f.root.to(device), f.center_xyz.to(device)
+        own = model.generator.joints_mm(model.align(model.encode_pose(pose, root)), center)
+        mm.append((own - f.joints_xyz.to(device)).norm(dim=-1).flatten())
+        true = model.crop_keypoints(pose.unflatten(1, (-1, 3)) + root[:, None], center)
+        kp = model.generator_keypoints(model.encode_pose(pose, root), center)
+        px.append(((kp - true)[..., :2].norm(dim=-1) * model.config.crop_px / 2).flatten())
+    return {"joint_error_mm": float(torch.cat(mm).mean()), "keypoint_error_px": float(torch.cat(px).mean())}
 
 
 @torch.inference_mode()
@@ -395,6 +414,8 @@ def main(args: argparse.Namespace) -> dict:
     }
     if isinstance(model.generator, SkeletonGenerator):
         result["true_keypoints"] = true_keypoint_figures(model, frames, real, args.fg_threshold)
+    if isinstance(model.generator, KinematicGenerator):
+        result["kinematic_hand"] = kinematic_joint_figures(model, frames)
     if args.hand_only > 0:
         result["hand_only"] = hand_only_figures(model, info, args.hand_only, args.seed, args.fg_threshold)
     if args.ik_ceiling > 0:
@@ -412,6 +433,10 @@ def main(args: argparse.Namespace) -> dict:
         t = result["true_keypoints"]
         print(f"drawn from the true keypoints (its own lie {t['keypoint_error_px']:.2f} px from them): "
               f"IoU mean {t['iou']['mean']:.3f}; foreground error mean {t['fg_error_mm']['mean']} mm")  # fmt: skip
+    if "kinematic_hand" in result:
+        k = result["kinematic_hand"]
+        print(f"the generator's hand: its joints {k['joint_error_mm']:.2f} mm from the labels, "
+              f"{k['keypoint_error_px']:.2f} px in the crop")  # fmt: skip
     if "hand_only" in result:
         h = result["hand_only"]
         print(f"hand only ({h['frames']} fresh hands, forearm {h['forearm_share']:.0%} of the real hand pixels): "

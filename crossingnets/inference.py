@@ -343,9 +343,14 @@ class HandPoseEstimator:
         return self.model
 
     @torch.inference_mode()
-    def generate_depth(self, latent: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Latents (B, L) -> generated crops (B, S, S) in [-1, 1], Gen(Ali(z))."""
-        return self._crossingnet("generate_depth").render(self._tensor(latent))[:, 0].cpu().numpy()
+    def generate_depth(
+        self, latent: np.ndarray | torch.Tensor, center_xyz_mm: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Latents (B, L) -> generated crops (B, S, S) in [-1, 1], Gen(Ali(z)); a generator that sees
+        the crop centre (kinematic, `gen_view`) draws around `center_xyz_mm` (B, 3), camera frame
+        (None: on the optical axis), with the perspective of a crop taken there."""
+        center = None if center_xyz_mm is None else self._tensor(np.reshape(center_xyz_mm, (-1, 3)))
+        return self._crossingnet("generate_depth").render(self._tensor(latent), center)[:, 0].cpu().numpy()
 
     @torch.inference_mode()
     def smoothness_distance(self, crop_a: np.ndarray, crop_b: np.ndarray) -> np.ndarray:

@@ -296,3 +296,18 @@ def test_true_keypoints_draw_the_pose_and_measure_the_heads_distance(gen, toy_st
         moved = gen.compose(*model.generator.draw(true + shift), hard=True)[:, 0].numpy()
     np.testing.assert_array_equal(drawn, want)
     assert not np.array_equal(drawn, moved)
+
+
+def test_kinematic_hand_figures_measure_its_joints_in_mm_and_in_the_crop(gen, toy_store, tmp_path):
+    """`kinematic_joint_figures`: a hand whose joints are the labels moved 10 mm along x lies 10 mm
+    from them, and where the crop shows them at about 10 mm x S / cube px (exactly so on the axis)."""
+    store = toy_store(tmp_path / "toy.h5", 6)
+    model = CrossingNet(model_config("tiny-release", convention="icvl", gen_arch="kinematic")).eval()
+    info = read_info(store)
+    frames = frames_from_arrays(load_arrays(store), info, model.config.pose_unit_mm)
+    moved = frames.joints_xyz + torch.tensor([10.0, 0.0, 0.0])
+    model.generator.joints_mm = lambda latent, center=None: moved  # the batch is the whole store
+    figures = gen.kinematic_joint_figures(model, frames)
+    assert figures["joint_error_mm"] == pytest.approx(10.0, rel=1e-5)
+    per_px = model.config.crop_px / model.config.cube_mm  # at the centre's depth
+    assert figures["keypoint_error_px"] == pytest.approx(10.0 * per_px, rel=0.25)

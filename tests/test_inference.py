@@ -101,6 +101,8 @@ def test_latent_tools(model_dir: Path) -> None:
     z = np.random.default_rng(0).normal(size=(3, 23)).astype(np.float32)
     crops = est.generate_depth(z)
     assert crops.shape == (3, 32, 32) and np.abs(crops).max() <= 1
+    # this generator does not see the centre: the same drawing wherever the crop was taken
+    np.testing.assert_array_equal(est.generate_depth(z, np.array([[90.0, 10.0, 400.0]] * 3)), crops)
     # smo(a, b) = f(a) - f(b): antisymmetric, additive along a chain, non-zero between different crops
     ab = est.smoothness_distance(crops[:2], crops[1:])  # (a, b) and (b, c)
     assert ab.shape == (2, 23) and (np.abs(ab).max(axis=1) > 0).all()

@@ -89,12 +89,23 @@ def test_label_notes_say_why_there_is_no_error() -> None:
 
 
 def test_estimate_pose_times_itself_and_mirrors_a_left_hands_drawing() -> None:
+    """The drawing is made around the centre of the crop the network saw: a left hand's crop is
+    the mirror image's, whose centre has the opposite x."""
     generated = np.linspace(-1.0, 0.5, 64 * 64, dtype=np.float32).reshape(1, 64, 64)  # (B, S, S)
+    centers = []
+    prediction = replace(_prediction(), center_xyz_mm=np.array([40.0, -30.0, 600.0]))
+
+    def generate_depth(latent, center_xyz_mm):
+        centers.append(np.asarray(center_xyz_mm))
+        return generated
+
     estimator = SimpleNamespace(
-        predict_file=lambda *args, **kwargs: _prediction(), generate_depth=lambda latent: generated
+        predict_file=lambda *args, **kwargs: prediction, generate_depth=generate_depth
     )
     right = U.estimate_pose(estimator, "x.png", "nyu")
     left = U.estimate_pose(estimator, "x.png", "nyu", handedness="left")
+    np.testing.assert_array_equal(centers[0], [[40.0, -30.0, 600.0]])
+    np.testing.assert_array_equal(centers[1], [[-40.0, -30.0, 600.0]])
     assert 0.0 < right.seconds < 10.0  # seconds of this call, not of the clock
     np.testing.assert_array_equal(right.generated, U.generated_to_crop(generated[0]))  # as drawn
     np.testing.assert_array_equal(left.generated, right.generated[:, ::-1])

@@ -88,7 +88,9 @@ def estimate_pose(
     prediction = estimator.predict_file(
         path, camera, custom, center, limits, depth_unit=depth_unit, handedness=handedness
     )
-    generated = generated_to_crop(estimator.generate_depth(prediction.latent[None])[0])
+    # drawn around the centre of the crop the network saw (a left hand's is the mirror image's)
+    seen = prediction.center_xyz_mm * (np.array([-1.0, 1.0, 1.0]) if handedness == "left" else 1.0)
+    generated = generated_to_crop(estimator.generate_depth(prediction.latent[None], seen[None])[0])
     if handedness == "left":
         generated = np.ascontiguousarray(generated[..., ::-1])
     return PoseResult(prediction, generated, time.perf_counter() - start)

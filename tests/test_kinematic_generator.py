@@ -180,3 +180,14 @@ def test_the_model_builds_it_and_refuses_what_it_cannot_do() -> None:
         CrossingNetConfig(gen_arch="kinematic")
     with pytest.raises(ValueError, match="gen_view"):
         CrossingNetConfig(arch="resnet", gen_arch="kinematic", gen_view=True)
+
+
+def test_alis_batch_norm_uses_its_running_statistics_before_a_kinematic_generator() -> None:
+    """In training mode too: a batch's own statistics would make the generator's joints depend on
+    the batch; the rest of the model trains as usual."""
+    net = CrossingNet(model_config("tiny-release", gen_arch="kinematic", convention="nyu")).train()
+    assert not net.align.bn.training and net.discriminator.training and net.align.fc.training
+    z = torch.randn(6, net.config.latent_dims)
+    torch.testing.assert_close(net.align(z)[:2], net.align(z[:2]))  # the same, whatever the batch
+    other = CrossingNet(model_config("tiny-release", gen_arch="skeleton", convention="nyu")).train()
+    assert other.align.bn.training

@@ -132,18 +132,19 @@ PRESETS: dict[str, CrossingNetConfig] = {
         crop_px=32, pca_dims=12, gen_channels=8, disc_channels=8, smo_hidden=32, prior_dims=8
     ),
     # The release networks (issue 11): a 32-d VAE code (PCA of the poses: 20 components leave
-    # 5.6 mm, 30 leave 1.7 mm), a residual posterior head, a generator drawn around its own
-    # skeleton (IoU 0.34 -> 0.60 against the upsampling one, r3g); a residual block at half
-    # resolution in the discriminator's stem (r7: where the fingers are still visible); at
-    # inference one re-crop on the palm and 9 in-plane rotations averaged (16.1 -> 15.1 mm, r3).
+    # 5.6 mm, 30 leave 1.7 mm), a residual posterior head, a generator that poses the renderer's
+    # hand and draws its capsules (hand-silhouette IoU 0.65 -> 0.8 against the skeleton one of
+    # r3g-r7, session 15); a residual block at half resolution in the discriminator's stem (r7:
+    # where the fingers are still visible); at inference one re-crop on the palm and 9 in-plane
+    # rotations averaged (16.1 -> 15.1 mm, r3).
     "release": CrossingNetConfig(
         arch="resnet",
         stem="residual",
         pca_dims=64,
         code_dims=32,
         width=16,
-        gen_width=16,
-        gen_arch="skeleton",
+        gen_width=16,  # the skeleton generator's (r3g-r7); the kinematic one has no width
+        gen_arch="kinematic",
         recenter_passes=1,
         test_rotations=9,
     ),

@@ -6,7 +6,8 @@ units of the cube's half side, so that one unit is about the same length along a
 inside a 300 mm cube 500 mm away the perspective within a capsule is a fraction of a pixel at
 64 px, while where the crop sits in the frame (the larger perspective effect, ~1.8 px) is already
 in the projected ends. Each capsule is tested only at the pixels of its own outline's bounding box,
-so a hand of 26 capsules costs a few thousand pixel tests, not 26 x S^2.
+so a hand of 26 capsules costs a few thousand pixel tests, not 26 x S^2. One thread: numba's
+parallel loop spun both cores for the app's one-hand calls (an upload's CPU time doubled).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 
 
 def crop_coordinates(points_mm: torch.Tensor, center_mm: torch.Tensor, cube_mm: float) -> torch.Tensor:
@@ -60,11 +61,11 @@ def _capsule_hit(pu: float, pv: float, a: np.ndarray, b: np.ndarray, r: float) -
     return min(t, hit) if 0.0 <= s <= 1.0 else t
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(cache=True, fastmath=True)
 def _draw(start: np.ndarray, end: np.ndarray, radius: np.ndarray, size: int) -> np.ndarray:
     out = np.full((start.shape[0], size, size), np.inf, np.float32)
     pixel = 2.0 / size
-    for f in prange(start.shape[0]):
+    for f in range(start.shape[0]):
         for k in range(start.shape[1]):
             a, b, r = start[f, k], end[f, k], radius[f, k]
             if r <= 0.0:

@@ -577,3 +577,28 @@ def test_optimisers_are_fused_on_the_cpu_and_step_as_the_loop_does(store, tmp_pa
         assert not torch.equal(params[0], before[0])
         for p, q in zip(params, copies, strict=True):
             torch.testing.assert_close(p, q)
+
+
+def test_kinematic_generator_through_the_release_stages(store: Path, tmp_path: Path) -> None:
+    """`--new-generator kinematic` trains in the render stage (only the generator and Ali move, its
+    joints' loss falls) and then through the adversarial stage, whose GAN terms it cannot follow
+    (its drawing has no gradient) while its joint loss still trains it."""
+    base = ["train", "--data", str(store), "--preset", "tiny-release", "--no-progress"]
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert cli.main([*base, "--out", str(a), "--stage", "vae"]) == 0
+    render = ["--stage", "render", "--epochs-render", "6", "--lr", "3e-3"]
+    assert cli.main([*base, "--out", str(b), *render, "--init", str(a), "--new-generator", "kinematic"]) == 0
+    wa, wb = _weights(a), _weights(b)
+    assert any(k.startswith("generator.head.") for k in wb)
+    for k, v in wa.items():
+        if k.startswith(("vae.", "discriminator.")):
+            assert torch.equal(v, wb[k]), k
+    lines = [m for m in _metrics(b) if not m.get("ema")]
+    assert lines[-1]["loss_recons"] < 0.8 * lines[0]["loss_recons"]
+    assert cli.main([*base, "--out", str(c), "--stage", "adversarial", "--init", str(b)]) == 0
+    adversarial = [m for m in _metrics(c) if m["stage"] == "adversarial" and not m.get("ema")]
+    assert {"loss_g_gan", "loss_recons"} <= set(adversarial[0])
+    assert all(math.isfinite(m["loss_recons"]) for m in adversarial)
+    wc = _weights(c)
+    assert not torch.equal(wb["generator.head.0.weight"], wc["generator.head.0.weight"])
+    assert LatentPoseModel.from_pretrained(c / "model").config.gen_arch == "kinematic"

@@ -17,18 +17,21 @@ from crossingnets.recipes import TRAIN_PRESETS
 def test_release_plan_renders_its_stores_then_chains_its_stages(tmp_path):
     steps = plan(PIPELINES["release"], tmp_path)
     names = [s.name for s in steps]
-    assert names == ["data/front", "data/every_side", "data/renderer", "data/pool",
-                     "vae", "render", "posterior", "adversarial"]  # fmt: skip
-    for before, step in zip(steps[4:], steps[5:], strict=False):
+    assert names == ["data/front", "data/every_side", "data/renderer", "data/renderer_every_side",
+                     "data/pool", "vae", "render", "posterior", "adversarial"]  # fmt: skip
+    for before, step in zip(steps[5:], steps[6:], strict=False):
         argv = list(step.argv)
         assert argv[argv.index("--init") + 1] == str(before.output)
-    assert "--init" not in steps[4].argv
+    assert "--init" not in steps[5].argv
     every_side = steps[1].argv
     assert every_side[every_side.index("--max-palm-tilt-deg") + 1] == "180.0"
-    assert "--randomize" not in steps[2].argv  # the generator learns the renderer's own hands
-    render = list(steps[5].argv)
-    assert render[render.index("--data") + 1 : render.index("--unlabeled")] == [str(steps[2].output)]
-    posterior = list(steps[6].argv)
+    for own in (steps[2].argv, steps[3].argv):
+        assert "--randomize" not in own  # the generator learns the renderer's own hands
+    assert steps[3].argv[list(steps[3].argv).index("--max-palm-tilt-deg") + 1] == "180.0"
+    render = list(steps[6].argv)
+    assert render[render.index("--data") + 1 : render.index("--unlabeled")] == [
+        str(steps[2].output), str(steps[3].output)]  # fmt: skip
+    posterior = list(steps[7].argv)
     assert posterior[posterior.index("--data") + 1 : posterior.index("--unlabeled")] == [
         str(steps[0].output), str(steps[1].output)]  # fmt: skip
 
@@ -39,7 +42,7 @@ def test_release_preset_trains_every_stage_the_pipeline_runs():
 
 
 def test_commands_resume_a_stage_and_rerender_an_unrecorded_store(tmp_path):
-    store, vae, render = plan(PIPELINES["tiny"], tmp_path)[0], *plan(PIPELINES["tiny"], tmp_path)[4:6]
+    store, vae, render = plan(PIPELINES["tiny"], tmp_path)[0], *plan(PIPELINES["tiny"], tmp_path)[5:7]
     fresh = command(render, procs=2, resume=False)
     assert fresh[:3] == [sys.executable, "-m", "torch.distributed.run"] and "--nproc_per_node=2" in fresh
     assert fresh[fresh.index("crossingnets.cli") + 1 :] == list(render.argv)

@@ -133,7 +133,7 @@ PRESETS: dict[str, CrossingNetConfig] = {
     ),
     # The release networks (issue 11): a 32-d VAE code (PCA of the poses: 20 components leave
     # 5.6 mm, 30 leave 1.7 mm), a residual posterior head, a generator that poses the renderer's
-    # hand and draws its capsules (hand-silhouette IoU 0.65 -> 0.8 against the skeleton one of
+    # hand and draws its capsules (hand-silhouette IoU 0.65 -> 0.82 against the skeleton one of
     # r3g-r7, session 15); a residual block at half resolution in the discriminator's stem (r7:
     # where the fingers are still visible); at inference one re-crop on the palm and 9 in-plane
     # rotations averaged (16.1 -> 15.1 mm, r3).

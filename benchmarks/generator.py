@@ -47,6 +47,7 @@ from crossingnets.draw import font
 from crossingnets.files import atomic_output
 from crossingnets.hand.capsules import Capsules
 from crossingnets.hand.conventions import get_convention
+from crossingnets.hand.crop_capsules import crop_coordinates
 from crossingnets.hand.ik import fit_ik
 from crossingnets.hand.kinematics import FOREARM_CAPSULES, hand_capsules
 from crossingnets.hand.render import render_depth
@@ -206,7 +207,7 @@ def kinematic_joint_figures(model: CrossingNet, frames: Frames, batch: int = 256
         own = model.generator.joints_mm(model.align(model.encode_pose(pose, root)), center)
         mm.append((own - f.joints_xyz.to(device)).norm(dim=-1).flatten())
         true = model.crop_keypoints(pose.unflatten(1, (-1, 3)) + root[:, None], center)
-        kp = model.generator_keypoints(model.encode_pose(pose, root), center)
+        kp = crop_coordinates(own, center, model.config.cube_mm)
         px.append(((kp - true)[..., :2].norm(dim=-1) * model.config.crop_px / 2).flatten())
     return {"joint_error_mm": float(torch.cat(mm).mean()), "keypoint_error_px": float(torch.cat(px).mean())}
 

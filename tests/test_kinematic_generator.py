@@ -14,7 +14,7 @@ from crossingnets.camera import CAMERAS, uvd_to_xyz
 from crossingnets.data.preprocess import CropConfig, preprocess
 from crossingnets.hand.capsules import Capsules
 from crossingnets.hand.conventions import get_convention
-from crossingnets.hand.crop_capsules import crop_coordinates, draw_crop_capsules
+from crossingnets.hand.crop_capsules import capsules_in_crop, crop_coordinates, draw_crop_capsules
 from crossingnets.hand.kinematics import (
     FOREARM_CAPSULES,
     JOINT_LIMITS_RAD,
@@ -88,11 +88,8 @@ def test_drawing_in_the_crop_matches_the_renderer_ray_casting_the_same_hands() -
     for b in range(len(frames)):
         real = preprocess(frames[b], cam, crop)
         center = torch.as_tensor(uvd_to_xyz(real.com_uvd, cam), dtype=torch.float32)[None]
-        a = crop_coordinates(torch.as_tensor(hand.start_mm[b : b + 1]), center, crop.cube_mm)
-        e = crop_coordinates(torch.as_tensor(hand.end_mm[b : b + 1]), center, crop.cube_mm)
-        shrink = center[0, 2] / torch.as_tensor(0.5 * (hand.start_mm[b, :, 2] + hand.end_mm[b, :, 2]))
-        r = torch.as_tensor(hand.radius_mm[b : b + 1]) / 150.0 * shrink
-        drawn = draw_crop_capsules(a.numpy(), e.numpy(), r.numpy(), 64)[0]
+        one = (torch.as_tensor(x[b : b + 1]) for x in hand)
+        drawn = draw_crop_capsules(*(x.numpy() for x in capsules_in_crop(*one, center, crop.cube_mm)), 64)[0]
         mine, theirs = np.isfinite(drawn), real.depth < 1.0
         assert (mine & theirs).sum() / (mine | theirs).sum() > 0.9
         shared = mine & theirs
@@ -136,11 +133,8 @@ def test_forward_draws_the_hand_without_its_forearm_and_without_gradients() -> N
     assert ((crops >= -1) & (crops <= 1)).all() and (crops < 1).any()
     start, end, radius = capsule_segments(*gen.hand(z.detach()))
     center = torch.tensor(NOMINAL_CENTER_MM).expand(2, 3)
-    a, e = (crop_coordinates(x, center, 300.0) for x in (start, end))
-    shrink = 0.5 * (600.0 / start[..., 2] + 600.0 / end[..., 2])
-    with_arm = draw_crop_capsules(
-        a.detach().numpy(), e.detach().numpy(), (radius / 150.0 * shrink).detach().numpy(), 32
-    )
+    in_crop = capsules_in_crop(start, end, radius, center, 300.0)
+    with_arm = draw_crop_capsules(*(x.detach().numpy() for x in in_crop), 32)
     assert (
         np.isfinite(with_arm).sum((1, 2)) > (crops[:, 0] < 1).sum((1, 2)).numpy()
     ).all()  # the arm is more
@@ -226,3 +220,16 @@ def test_release_stages_step_their_groups_and_the_weights_round_trip(tmp_path) -
     z = torch.randn(3, net.config.latent_dims)
     torch.testing.assert_close(again.render(z, center[:3]), net.render(z, center[:3]))
     torch.testing.assert_close(again.generator_keypoints(z), net.generator_keypoints(z))
+
+
+def test_the_paper_gan_stage_refuses_a_kinematic_generator() -> None:
+    """Its drawing has no gradient, so a stage that trains the generator by the discriminator
+    alone could not move it: refused with why, before any work."""
+    from crossingnets.models.base import LossConfig, TrainStep
+
+    net = CrossingNet(model_config("tiny-release", gen_arch="kinematic", convention="nyu"))
+    step = TrainStep(
+        LossConfig(), lambda _: {}, torch.Generator(), lambda *_: None, 0, torch.contiguous_format
+    )
+    with pytest.raises(ValueError, match="not kinematic"):
+        net.step_gan(step)

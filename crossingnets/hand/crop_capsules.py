@@ -30,6 +30,22 @@ def crop_coordinates(points_mm: torch.Tensor, center_mm: torch.Tensor, cube_mm: 
     return torch.cat([uv, (points_mm[..., 2:] - center[..., 2:]) / half], -1)
 
 
+def capsules_in_crop(
+    start_mm: torch.Tensor, end_mm: torch.Tensor, radius_mm: torch.Tensor, center_mm: torch.Tensor,
+    cube_mm: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Capsules, camera frame, mm (start, end (B, K, 3), radius (B, K)) around crop centres (B, 3) ->
+    the same in crop coordinates, as `draw_crop_capsules` reads them; a radius shrinks with its
+    distance: by the mean of its two ends' cz / z."""
+    near = center_mm[:, None, 2]
+    shrink = 0.5 * (near / start_mm[..., 2] + near / end_mm[..., 2])
+    return (
+        crop_coordinates(start_mm, center_mm, cube_mm),
+        crop_coordinates(end_mm, center_mm, cube_mm),
+        radius_mm / (0.5 * cube_mm) * shrink,
+    )
+
+
 @njit(cache=True, fastmath=True)
 def _sphere_hit(pu: float, pv: float, cu: float, cv: float, cd: float, r2: float) -> float:
     h2 = r2 - (pu - cu) ** 2 - (pv - cv) ** 2

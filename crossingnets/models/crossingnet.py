@@ -220,11 +220,11 @@ class CrossingNet(VAELatentModel):
 
     def step_gan(self, step: TrainStep) -> dict[str, torch.Tensor]:
         """A discriminator step (real images vs crops generated from noise), then a generator step."""
+        if isinstance(self.generator, KinematicGenerator):
+            raise ValueError("the gan stage needs a generator the discriminator can train (not kinematic)")
         d = self.discriminator
         real = step.batch("images")["depth"]
         noise = torch.randn((len(real), self.config.latent_dims), generator=step.rng, device=real.device)
-        if isinstance(self.generator, KinematicGenerator):
-            raise ValueError("the gan stage needs a generator the discriminator can train (not kinematic)")
         fake = self.generator(noise * step.cfg.gan_noise_std).contiguous(memory_format=step.memory_format)
         real_logits, real_features = d.forward_gan(d.forward_trunk(real))
         with running_stats_frozen(d):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from crossingnets.hand.conventions import Convention
-from crossingnets.hand.crop_capsules import crop_coordinates, draw_crop_capsules
+from crossingnets.hand.crop_capsules import capsules_in_crop, crop_coordinates, draw_crop_capsules
 from crossingnets.hand.kinematics import (
     DEFAULT_LINKS_MM,
     DEFAULT_PALM_MM,
@@ -121,12 +121,8 @@ class KinematicGenerator(nn.Module):
         center = self.centers(latent, center_mm)
         start, end, radius = capsule_segments(*self.hand(latent, center))
         keep = slice(0, start.shape[1] - FOREARM_CAPSULES)
-        a = crop_coordinates(start[:, keep].float(), center.float(), self.cube_mm)
-        b = crop_coordinates(end[:, keep].float(), center.float(), self.cube_mm)
-        # a radius in crop units shrinks with its distance: the mean of its two ends' cz / z
-        near = center[:, None, 2:3].float()
-        shrink = 0.5 * (near / start[:, keep, 2:3].float() + near / end[:, keep, 2:3].float())[..., 0]
-        r = radius[:, keep].float() / (0.5 * self.cube_mm) * shrink
-        depth = draw_crop_capsules(a.cpu().numpy(), b.cpu().numpy(), r.cpu().numpy(), self.crop_px)
+        hand = (x[:, keep].float() for x in (start, end, radius))
+        in_crop = capsules_in_crop(*hand, center.float(), self.cube_mm)
+        depth = draw_crop_capsules(*(x.cpu().numpy() for x in in_crop), self.crop_px)
         crop = np.where(np.isfinite(depth), np.clip(depth, -1.0, 1.0), 1.0).astype(np.float32)
         return torch.from_numpy(crop[:, None]).to(device=latent.device, dtype=latent.dtype)

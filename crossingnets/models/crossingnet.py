@@ -421,7 +421,9 @@ class CrossingNet(VAELatentModel):
     def step_adversarial(self, step: TrainStep) -> dict[str, torch.Tensor]:
         """`step_posterior`, with on every `gan_every`-th step the GAN terms (real side: the image pool)
         and L_smo on renders of the labeled latents and of their convex mixtures Z_r; `use_gan` and
-        `use_smo` (the ablations) drop either."""
+        `use_smo` (the ablations) drop either. A generator whose drawing carries no gradient (the
+        kinematic one) gets its reconstruction term alone: its GAN and L_smo terms would cost the
+        trunk's forward and backward pass over the fakes and move nothing."""
         c, d = step.cfg, self.discriminator
         x, joints, target, center = self._labeled_targets(step)
         h_l = d.forward_trunk(x)
@@ -450,6 +452,9 @@ class CrossingNet(VAELatentModel):
             total = total + c.w_smo * out["smo"]
         step.optimise("d", total)
         generator = c.w_recons * out["recons"]
+        if not rendered.requires_grad:  # a kinematic generator's drawing: these terms cannot move it
+            step.optimise("g", generator)
+            return out
         with running_stats_frozen(d):
             h_fake = d.forward_trunk(rendered)
             if c.use_gan:

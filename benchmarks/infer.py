@@ -3,8 +3,9 @@
 End to end = raw depth frame in mm -> hand centre, crop (`preprocess`) -> network -> joints, then
 the model's `recenter_passes` re-crops on the predicted palm, each with its own network pass (the
 path of `HandPoseEstimator.predict`). Compared, each on the same frame:
-- `predict`: `HandPoseEstimator.predict` as the package runs it, with one estimate per crop, and
-  (`predict_model_rotations`) with the model's test-time rotations (9 for the bundled model);
+- `predict`: `HandPoseEstimator.predict` as the package runs it, with one estimate per crop and no
+  refinement, and (`predict_model_rotations`) with the model's test-time rotations and refinement
+  (9 and 40 iterations for the bundled model);
 - `onnx_baseline`: the committed preprocessing of `--baseline-rev` (read with git) and the whole
   graph in one ONNX Runtime session, the previous benchmark's ONNX path;
 - `fast`: today's `preprocess` and `crossingnets.runtime.load_network` (ONNX Runtime with the
@@ -98,14 +99,17 @@ def end_to_end(
     return joints_xyz[0]
 
 
-def estimator(checkpoint: str | None, rotations: int | None = 1) -> HandPoseEstimator:
-    """The model with one estimate per crop (the paths compared), or its own test-time rotations
-    (`rotations=None`, what `predict` runs by default)."""
+def estimator(checkpoint: str | None, network_only: bool = True) -> HandPoseEstimator:
+    """The model with one estimate per crop and no refinement (the paths compared), or with its
+    own test-time rotations and refinement (what `predict` runs by default)."""
+    rotations, refine = (1, 0) if network_only else (None, None)
     if checkpoint:
-        return HandPoseEstimator.from_pretrained(checkpoint, rotations=rotations)
+        return HandPoseEstimator.from_pretrained(checkpoint, rotations=rotations, refine_iterations=refine)
     torch.manual_seed(0)
     return HandPoseEstimator(
-        CrossingNet(model_config("release", convention="nyu")).eval(), rotations=rotations
+        CrossingNet(model_config("release", convention="nyu")).eval(),
+        rotations=rotations,
+        refine_iterations=refine,
     )
 
 
@@ -178,7 +182,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict:
-    est, default = estimator(args.checkpoint), estimator(args.checkpoint, rotations=None)
+    est, default = estimator(args.checkpoint), estimator(args.checkpoint, network_only=False)
     frame, crop = load_depth(FRAME), est.crop
     passes, root = est.model.config.recenter_passes, est.convention.root
     old = baseline_preprocess(args.baseline_rev, Path(tempfile.mkdtemp(prefix="infer_baseline_")))
@@ -230,6 +234,7 @@ def main(args: argparse.Namespace) -> dict:
         "batch_size": 1,
         "recenter_passes": passes,
         "model_test_rotations": len(default.rotation_angles_deg),
+        "model_refine_iterations": default.refine.iterations,
         "backend": load_network(est.model).backend,
         "baseline_rev": args.baseline_rev if old is not None else None,
         "load_avg_1min": round(os.getloadavg()[0], 2),

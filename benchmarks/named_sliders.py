@@ -41,7 +41,6 @@ from crossingnets.explorer.directions import (
     GLOBAL_METHODS,
     difference,
     edit_attribute,
-    encode_joints,
     fit_global_directions,
     global_move,
     measure,
@@ -80,7 +79,7 @@ def training_latents(estimator: HandPoseEstimator, store: Path, n: int) -> tuple
         joints = f["joints_xyz"][:n].astype(np.float64)
         center = uvd_to_xyz(f["com_uvd"][:n].astype(np.float64), info.camera)
     about = joints - center[:, None]  # mm about the crop centre, as the decoder gives them
-    latents = np.concatenate([encode_joints(estimator, about[i : i + 4096]) for i in range(0, n, 4096)])
+    latents = np.concatenate([estimator.encode_joints(about[i : i + 4096]) for i in range(0, n, 4096)])
     measures = np.column_stack([hand_attributes(about, info.convention), about[:, info.convention.root]])
     return latents, measures
 

@@ -56,6 +56,7 @@ STORE_SETS = {  # test set -> store under --bench
     "second_renderer_labels": "second_renderer_labels.h5",
 }
 REAL_FRAME = "real_nyu_frame"
+RAW_SETS = ("synthetic_test_raw", "second_renderer_raw")  # with --raw N
 SUCCESS_AT_MM = (20.0, 40.0)
 
 
@@ -210,12 +211,16 @@ def evaluate_set(
     return out
 
 
-def raw_sets(estimator: HandPoseEstimator, bench: Path, n: int, skipped: dict[str, str]) -> dict[str, dict]:
-    """The --raw sets: the synthetic test's generator (benchmarks/synth.py's seed and config) and the
-    second renderer's frames, raw, through `predict`."""
+def raw_sets(
+    estimator: HandPoseEstimator, bench: Path, n: int, skipped: dict[str, str], wanted: set[str]
+) -> dict[str, dict]:
+    """The --raw sets among `wanted`: the synthetic test's generator (benchmarks/synth.py's seed and
+    config) and the second renderer's frames, raw, through `predict`."""
     from_bench = {}
     test = bench / STORE_SETS["synthetic_test"]
-    if test.is_file():
+    if "synthetic_test_raw" not in wanted:
+        pass
+    elif test.is_file():
         attrs = read_info(test).attrs
         cfg = GenerateConfig(convention="nyu", crop_px=estimator.crop.crop_px, cube_mm=estimator.crop.cube_mm)
         from_bench["synthetic_test_raw"] = synthetic_raw_frames(n, int(attrs["seed"]), cfg)
@@ -223,7 +228,9 @@ def raw_sets(estimator: HandPoseEstimator, bench: Path, n: int, skipped: dict[st
         skipped["synthetic_test_raw"] = f"{test} not found"
     second = bench / STORE_SETS["second_renderer_detect"]
     labels = shared_data_dir() / "nyu" / "nyu_test_groundtruth_label.txt"
-    if second.is_file() and labels.is_file():
+    if "second_renderer_raw" not in wanted:
+        pass
+    elif second.is_file() and labels.is_file():
         from_bench["second_renderer_raw"] = second_renderer_raw_frames(second, labels)
     else:
         skipped["second_renderer_raw"] = f"{second} or {labels} not found"
@@ -266,11 +273,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--raw", type=int, default=0, help="also N raw frames of each renderer through predict()")
     p.add_argument("--rotations", type=int, help="test-time rotations averaged (default: the model's)")
+    p.add_argument(
+        "--refine-iterations",
+        type=int,
+        help="analysis-by-synthesis iterations after the estimate (default: the model's; 0 is fastest)",
+    )
+    p.add_argument("--sets", nargs="+", metavar="NAME", help="only these test sets (default: all of them)")
     return p
 
 
 def main(args: argparse.Namespace) -> dict:
-    estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device, args.rotations)
+    estimator = HandPoseEstimator.from_pretrained(
+        args.checkpoint, args.device, args.rotations, args.refine_iterations
+    )
     train_store = args.train_store or args.bench / "train.h5"
     mean_rel = None
     if train_store.is_file():
@@ -284,13 +299,21 @@ def main(args: argparse.Namespace) -> dict:
         print(f"no mean-pose predictor: training store {train_store} not found")
     skipped: dict[str, str] = {}
     sources: dict[str, object] = {}
+    wanted = set(args.sets or [*STORE_SETS, REAL_FRAME, *RAW_SETS])
+    if unknown := wanted - {*STORE_SETS, REAL_FRAME, *RAW_SETS}:
+        raise SystemExit(
+            f"unknown test sets {sorted(unknown)}; expected {[*STORE_SETS, REAL_FRAME, *RAW_SETS]}"
+        )
     for name, file in STORE_SETS.items():
+        if name not in wanted:
+            continue
         path = args.bench / file
         if path.is_file():
             sources[name] = path
         else:
             skipped[name] = f"{path} not found"
-    sources[REAL_FRAME] = None  # loaded in the loop (it runs the model to find the hand)
+    if REAL_FRAME in wanted:
+        sources[REAL_FRAME] = None  # loaded in the loop (it runs the model to find the hand)
     results: dict[str, dict] = {}
     bar = tqdm(sources.items(), desc="test sets", unit="set")
     for name, path in bar:
@@ -304,7 +327,7 @@ def main(args: argparse.Namespace) -> dict:
         results[name] = evaluate_set(estimator, test, mean_rel)
         bar.write(f"{name}: {results[name]['model']['mean_mm']:.1f} mm")
     if args.raw:
-        results.update(raw_sets(estimator, args.bench, args.raw, skipped))
+        results.update(raw_sets(estimator, args.bench, args.raw, skipped, wanted))
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}")
     print(markdown_table(results))
@@ -312,6 +335,7 @@ def main(args: argparse.Namespace) -> dict:
         "benchmark": "pose_accuracy",
         "checkpoint": str(args.checkpoint),
         "test_rotations": len(estimator.rotation_angles_deg),
+        "refine_iterations": estimator.refine.iterations,
         "train_store": str(train_store) if mean_rel is not None else None,
         "sets": results,
         "skipped": skipped,

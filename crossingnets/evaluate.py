@@ -26,6 +26,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from crossingnets.camera import Intrinsics, get_camera
 from crossingnets.files import read_uvd_text, write_uvd_text
@@ -67,7 +68,11 @@ def evaluate_uvd(
 
 
 def predict_store(
-    checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size: int, rotations: int | None = None
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    batch_size: int,
+    rotations: int | None = None,
+    refine_iterations: int | None = None,
 ) -> np.ndarray:
     """Run a checkpoint over every crop of a store -> (N, J, 3) predicted full-frame uvd.
 
@@ -75,7 +80,7 @@ def predict_store(
     inference path at its crop stage: `HandPoseEstimator.predict_crops(depth (B, 1, S, S) float32,
     com_uvd (B, 3), camera) -> Prediction`, as a raw frame's crop does inside `predict`. Crops are
     read batch by batch (a whole NYU test store is ~0.5 GB of float32 crops). `rotations`: the
-    test-time rotations averaged (default the model's).
+    test-time rotations averaged, `refine_iterations` the refinement's (default the model's).
     """
     from crossingnets.data.store import read_info
     from crossingnets.inference import HandPoseEstimator
@@ -83,10 +88,14 @@ def predict_store(
     if batch_size <= 0:
         raise ValueError(f"batch size must be positive, got {batch_size}")
     info = read_info(data)
-    estimator = HandPoseEstimator.from_pretrained(checkpoint, rotations=rotations)
+    estimator = HandPoseEstimator.from_pretrained(
+        checkpoint, rotations=rotations, refine_iterations=refine_iterations
+    )
     out = []
     with h5py.File(data, "r") as f:
-        for start in range(0, info.num_frames, batch_size):
+        for start in tqdm(
+            range(0, info.num_frames, batch_size), desc=f"predict {Path(data).name}", unit="batch"
+        ):
             batch = slice(start, start + batch_size)
             pred = estimator.predict_crops(f["depth"][batch], f["com_uvd"][batch], info.camera)
             out.append(pred.joints_uvd.astype(np.float64))
@@ -142,6 +151,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="with --checkpoint: test-time in-plane rotations averaged (default: the model's)",
     )
+    parser.add_argument(
+        "--refine-iterations",
+        type=int,
+        help="with --checkpoint: analysis-by-synthesis iterations after the estimate (default: the model's; 0 is fastest)",
+    )
     parser.add_argument("--write-pred", type=Path, help="write the checkpoint's predictions as uvd text")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--plot", type=Path, help="write success-rate and per-joint figures (.html or .png)")
@@ -183,7 +197,9 @@ def main(args: argparse.Namespace) -> int:
         gt = ground_truth_from_store(args.data)
         if args.dataset is not None and args.dataset != gt.dataset:
             raise SystemExit(f"--dataset {args.dataset} but {args.data} holds {gt.dataset} joints")
-        pred_uvd = predict_store(args.checkpoint, args.data, args.batch_size, args.rotations)
+        pred_uvd = predict_store(
+            args.checkpoint, args.data, args.batch_size, args.rotations, args.refine_iterations
+        )
         if args.write_pred is not None:
             write_uvd_text(args.write_pred, pred_uvd)
             log.info("wrote %d predicted frames to %s", len(pred_uvd), args.write_pred)

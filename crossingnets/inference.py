@@ -5,7 +5,9 @@ it, each entering where its data starts: `HandPoseEstimator.predict_file` (a dep
 `predict_raw` (a frame in its sensor's unit, with a camera named as a preset, a file or custom
 intrinsics, and a given centre) -> `predict` (frames: depth unit -> mm, checked; a left hand
 mirrored in; hand centre, metric-cube crop, `crossingnets.data.preprocess`) -> `predict_crops`
-(crops as stores hold them: trunk -> posterior head -> VAE decoder). Each returns a `Prediction`:
+(crops as stores hold them: trunk -> posterior head -> VAE decoder; with the model's
+`refine_iterations`, the latent then refined against the crop by the generator,
+`crossingnets.refinement`). Each returns a `Prediction`:
 joints in camera-frame mm and in uvd, the crop, its centre, the latent. The app's latent-space
 tools (`decode_latent`, `generate_depth`, `smoothness_distance`) live here too.
 """
@@ -28,6 +30,7 @@ from crossingnets.data.depth_units import sensor_frame_to_mm, to_mm
 from crossingnets.data.preprocess import CropConfig, NoHandError, preprocess
 from crossingnets.hand.conventions import Convention, get_convention
 from crossingnets.models import CrossingNet, LatentPoseModel
+from crossingnets.refinement import RefineConfig, refine_latents
 from crossingnets.rotation import rotation_angles_deg, turn_index_maps, turn_points
 from crossingnets.runtime import Network, load_network
 
@@ -97,21 +100,33 @@ class HandPoseEstimator:
         latent_stats: LatentStats | None = None,
         device: str | torch.device = "cpu",
         rotations: int | None = None,
+        refine_iterations: int | None = None,
     ) -> None:
         """`rotations`: test-time in-plane rotations averaged (`crossingnets.rotation`); default
-        the model's `test_rotations`, 1 for the fastest estimate."""
+        the model's `test_rotations`, 1 for the fastest estimate. `refine_iterations`: the
+        analysis-by-synthesis search after them (`crossingnets.refinement`); default the model's
+        `refine_iterations`, 0 for none."""
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.latent_stats = latent_stats
         self.rotation_angles_deg = rotation_angles_deg(rotations or model.config.test_rotations)
+        iterations = model.config.refine_iterations if refine_iterations is None else refine_iterations
+        if iterations:
+            self._crossingnet("refinement")  # a baseline has no generator to draw with
+        self.refine = RefineConfig(iterations=iterations)
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, device: str | torch.device = "cpu", rotations: int | None = None
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        rotations: int | None = None,
+        refine_iterations: int | None = None,
     ) -> HandPoseEstimator:
         """Load released weights (or a run folder's `model/`) with their latent statistics."""
         folder = resolve_model_folder(path)
-        return cls(LatentPoseModel.from_pretrained(folder), load_latent_stats(folder), device, rotations)
+        model = LatentPoseModel.from_pretrained(folder)
+        return cls(model, load_latent_stats(folder), device, rotations, refine_iterations)
 
     @functools.cached_property
     def network(self) -> Network:
@@ -145,7 +160,8 @@ class HandPoseEstimator:
 
         Runs `batch_size` crops at a time (a whole test set fits in memory as crops, not as
         activations). The joints average the estimator's test-time rotations unless `rotate` is
-        False; the latent is the unturned crop's.
+        False; the latent is the unturned crop's, or with refinement (`refine_iterations`; not
+        without `rotate`, a pass that only finds the palm) the refined one, which the joints decode.
         """
         return self._predict_crops(crops, center_uvd, camera, batch_size, rotate)[0]
 
@@ -182,13 +198,16 @@ class HandPoseEstimator:
         angles = self.rotation_angles_deg if rotate else self.rotation_angles_deg[:1]
         chunks = [self._estimate(x[i : i + batch_size], angles) for i in range(0, len(x), batch_size)]
         joints_mm, latent, spread = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
+        center_xyz = uvd_to_xyz(center_uvd, camera)
+        if rotate and self.refine.iterations:
+            joints_mm, latent = self._refine(x, center_xyz, joints_mm)
         joints_xyz, joints_uvd = joints_from_crop_frame(joints_mm, center_uvd, camera)
         prediction = Prediction(
             joints_xyz_mm=joints_xyz,
             joints_uvd=joints_uvd,
             crop=x[:, 0],
             center_uvd=center_uvd,
-            center_xyz_mm=uvd_to_xyz(center_uvd, camera),
+            center_xyz_mm=center_xyz,
             latent=latent,
             camera=camera,
         )
@@ -211,6 +230,23 @@ class HandPoseEstimator:
         mean = back.mean(0)  # each estimate turned back, then averaged
         spread = np.linalg.norm(back - mean, axis=-1).mean(axis=(0, 2))
         return mean, latent[:b], spread.astype(np.float32)
+
+    def _refine(
+        self, crops: np.ndarray, center_xyz_mm: np.ndarray, joints_mm: np.ndarray, chunk: int = 64
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Crops (B, 1, S, S), their centres (B, 3) mm and estimated joints (B, J, 3) about them ->
+        the joints decoded from the refined latents, and those latents (B, L)."""
+        model = self._crossingnet("refinement")
+        start = self._tensor(self.encode_joints(joints_mm))
+        std = self._tensor(
+            self.latent_stats.std if self.latent_stats is not None else np.ones(start.shape[1])
+        )
+        latent = torch.cat([
+            refine_latents(model, self._tensor(crops[i : i + chunk]), self._tensor(center_xyz_mm[i : i + chunk]),
+                           start[i : i + chunk], std, self.refine)
+            for i in range(0, len(crops), chunk)
+        ])  # fmt: skip
+        return model.decode_latent(latent).cpu().numpy(), latent.cpu().numpy()
 
     @staticmethod
     @functools.cache
@@ -336,6 +372,17 @@ class HandPoseEstimator:
         """Latents (B, L) -> joints (B, J, 3) in mm relative to the crop centre: the public decoder
         (the model's pose units stay inside the model)."""
         return self.model.decode_latent(self._tensor(latent)).cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_joints(self, joints_mm: np.ndarray) -> np.ndarray:
+        """(B, J, 3) joints, mm about the crop centre -> (B, L) float64 latents: the pose VAE's
+        encoding (the inverse of `decode_latent` up to the VAE's reconstruction error)."""
+        joints = np.asarray(joints_mm, np.float64)
+        root = joints[:, self.convention.root]
+        unit = self.model.config.pose_unit_mm
+        pose = ((joints - root[:, None]) / unit).reshape(len(joints), -1)
+        z = self.model.encode_pose(self._tensor(pose), self._tensor(root / unit))
+        return z.cpu().numpy().astype(np.float64)
 
     def _crossingnet(self, what: str) -> CrossingNet:
         if not isinstance(self.model, CrossingNet):

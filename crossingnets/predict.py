@@ -226,6 +226,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="test-time in-plane rotations averaged, odd (default: the model's; 1 is fastest)",
     )
+    p.add_argument(
+        "--refine-iterations",
+        type=int,
+        help="analysis-by-synthesis iterations after the estimate (default: the model's; 0 is fastest)",
+    )
     add_frame_arguments(p)
     p.add_argument(
         "--center",
@@ -257,7 +262,9 @@ def main(args: argparse.Namespace) -> int:
         fmt = output_format(args.out, args.format)
         smoothing = OneEuroConfig(args.fps, args.min_cutoff, args.beta) if args.smooth else None
         refs = expand_inputs(args.images)
-        estimator = HandPoseEstimator.from_pretrained(args.checkpoint, args.device, args.rotations)
+        estimator = HandPoseEstimator.from_pretrained(
+            args.checkpoint, args.device, args.rotations, args.refine_iterations
+        )
         preds = predict_frames(
             estimator,
             refs,

@@ -186,6 +186,20 @@ def test_pose_accuracy_script_skips_missing_sets(pa, toy_store, tmp_path, capsys
     assert set(result["skipped"]) == {*pa.STORE_SETS, pa.REAL_FRAME} - {"synthetic_test"}
     lines = capsys.readouterr().out.strip().splitlines()
     assert "skipped nyu_poses" in "\n".join(lines) and json.loads(lines[-1]) == result
+    # --sets: those alone, none of the others reported as skipped; an unknown name is refused
+    argv = [
+        "--checkpoint",
+        str(tmp_path / "model"),
+        "--bench",
+        str(bench),
+        "--sets",
+        "nyu_poses",
+        "synthetic_test",
+    ]
+    only = pa.main(pa.get_args_parser().parse_args(argv))
+    assert set(only["sets"]) == {"synthetic_test"} and set(only["skipped"]) == {"nyu_poses"}
+    with pytest.raises(SystemExit, match="unknown test sets"):
+        pa.main(pa.get_args_parser().parse_args([*argv[:4], "--sets", "synthetic"]))
 
 
 # -- time to accuracy: reading logs, the target ------------------------------------------------

@@ -16,7 +16,6 @@ from crossingnets.explorer.directions import (
     attribute_path,
     difference,
     edit_attribute,
-    encode_joints,
     fit_global_directions,
     global_move,
     measure,
@@ -141,12 +140,12 @@ def hands(estimator) -> np.ndarray:
     """(6, L) latents of natural hands: the sampler's poses, palm at the crop centre, encoded."""
     pose, shape = sample_hands(np.random.default_rng(0), 6, CAMERAS["nyu"])
     joints = joints_of(pose, shape).astype(np.float64)
-    return encode_joints(estimator, joints - joints[:, NYU.root, None])
+    return estimator.encode_joints(joints - joints[:, NYU.root, None])
 
 
 def test_encode_joints_inverts_the_decoder(estimator, hands):
     joints = estimator.decode_latent(hands)
-    np.testing.assert_allclose(estimator.decode_latent(encode_joints(estimator, joints)), joints, atol=3.0)
+    np.testing.assert_allclose(estimator.decode_latent(estimator.encode_joints(joints)), joints, atol=3.0)
 
 
 def test_a_long_move_and_walks_along_sliders(estimator, axes, hands):

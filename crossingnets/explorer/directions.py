@@ -101,23 +101,6 @@ def _gauss_newton(
     return z + (du * axes.sigma) @ axes.components
 
 
-def encode_joints(estimator: HandPoseEstimator, joints_mm: np.ndarray) -> np.ndarray:
-    """(B, J, 3) joints, mm about the crop centre -> (B, L) latents: the pose VAE's encoding (the
-    inverse of `HandPoseEstimator.decode_latent` up to the VAE's reconstruction error)."""
-    import torch  # imported here: this module runs without torch until a pose is encoded
-
-    joints = np.asarray(joints_mm, np.float64)
-    root = joints[:, estimator.convention.root]
-    unit = estimator.model.config.pose_unit_mm
-    pose = ((joints - root[:, None]) / unit).reshape(len(joints), -1)
-    pose_t, root_t = (
-        torch.as_tensor(a, dtype=torch.float32, device=estimator.device) for a in (pose, root / unit)
-    )
-    with torch.inference_mode():
-        z = estimator.model.encode_pose(pose_t, root_t)
-    return z.cpu().numpy().astype(np.float64)
-
-
 def turn(yaw_pitch_roll_deg: np.ndarray, name: str, delta_deg: float) -> np.ndarray:
     """(3, 3) camera-frame rotation that changes orientation angle `name` by `delta_deg` and keeps
     the other two, for a hand at (yaw, pitch, roll): with M = Ry Rx Rz, yaw is Ry(d) M, pitch
@@ -141,7 +124,7 @@ def _turned(
     joints = estimator.decode_latent(z[None])[0].astype(np.float64)
     root = joints[estimator.convention.root]
     q = turn(measured[[MEASURES.index(a) for a in ORIENTATION]], name, delta)
-    return encode_joints(estimator, ((joints - root) @ q.T + root)[None])[0]
+    return estimator.encode_joints(((joints - root) @ q.T + root)[None])[0]
 
 
 def edit_attribute(

@@ -16,7 +16,7 @@ from PIL import Image
 
 from crossingnets.data.preprocess import CropConfig
 from crossingnets.explorer.attributes import ATTRIBUTES
-from crossingnets.explorer.directions import MEASURES, difference, edit_attribute, encode_joints, measure
+from crossingnets.explorer.directions import MEASURES, difference, edit_attribute, measure
 from crossingnets.explorer.figures import (
     Figure,
     crop_points_mm,
@@ -140,7 +140,7 @@ def start_latent(ex: Explorer) -> np.ndarray:
     if ex.sliders is None:
         return ex.axes.mean
     joints = landmarks_to_joints(forward_kinematics(flat_pose(1, 0.0), default_shape(1)), ex.convention)
-    return encode_joints(ex.estimator, joints.astype(np.float64))[0]
+    return ex.estimator.encode_joints(joints)[0]
 
 
 def random_latent(ex: Explorer, seed: int | None) -> np.ndarray:

@@ -90,10 +90,21 @@ def _draw(start: np.ndarray, end: np.ndarray, radius: np.ndarray, size: int) -> 
             c1 = min(size - 1, int(math.floor((max(a[0], b[0]) + r + 1.0) / pixel)))
             r0 = max(0, int(math.floor((min(a[1], b[1]) - r + 1.0) / pixel)))
             r1 = min(size - 1, int(math.floor((max(a[1], b[1]) + r + 1.0) / pixel)))
+            # The capsule's outline is the stadium of points within r of its axis seen along the
+            # rays: a pixel farther (a little margin for rounding) cannot hit, so the exact test
+            # runs only inside (the bounding box of a slanted finger is mostly outside it).
+            eu, ev = b[0] - a[0], b[1] - a[1]
+            inv = 1.0 / max(eu * eu + ev * ev, 1e-18)
+            reach = r * r * (1.0 + 1e-6) + 1e-12
             for row in range(r0, r1 + 1):
                 pv = (row + 0.5) * pixel - 1.0
                 for col in range(c0, c1 + 1):
-                    hit = _capsule_hit((col + 0.5) * pixel - 1.0, pv, a, b, r)
+                    pu = (col + 0.5) * pixel - 1.0
+                    s = min(1.0, max(0.0, ((pu - a[0]) * eu + (pv - a[1]) * ev) * inv))
+                    du, dv = pu - a[0] - s * eu, pv - a[1] - s * ev
+                    if du * du + dv * dv > reach:
+                        continue
+                    hit = _capsule_hit(pu, pv, a, b, r)
                     if hit < out[f, row, col]:
                         out[f, row, col] = hit
     return out

@@ -63,11 +63,18 @@ class CrossingNetConfig:
     stem: str = "strided"  # resnet: the discriminator's first layers: strided (r1-r6) | full | residual
     recenter_passes: int = 0  # inference: re-crops on the predicted palm (release data: palm-centred crops)
     test_rotations: int = 1  # inference: crops turned in-plane this many ways, joints averaged (rotation.py)
+    refine_iterations: int = (
+        0  # inference: analysis-by-synthesis iterations (refinement.py; kinematic generator)
+    )
 
     def __post_init__(self) -> None:
         get_convention(self.convention)
         if self.test_rotations < 1 or self.test_rotations % 2 == 0:
             raise ValueError(f"test_rotations must be an odd count >= 1, got {self.test_rotations}")
+        if self.refine_iterations < 0:
+            raise ValueError(f"refine_iterations must be >= 0, got {self.refine_iterations}")
+        if self.refine_iterations and self.gen_arch != "kinematic":
+            raise ValueError("refine_iterations draws with the generator: it needs gen_arch kinematic")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.posterior_blocks < 1:

@@ -118,11 +118,21 @@ class KinematicGenerator(nn.Module):
     def forward(self, latent: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) -> (B, 1, S, S) crop in [-1, 1], background +1: the hand's capsules (forearm left
         out) drawn around the crop centres."""
+        return self.drawn_hand(latent, center_mm)[0]
+
+    @torch.no_grad()
+    def drawn_hand(
+        self, latent: torch.Tensor, center_mm: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward`'s crops (B, 1, S, S) and `joints_mm`'s joints (B, J, 3) of the same hands, posed
+        once (test-time refinement asks for both of every candidate)."""
         center = self.centers(latent, center_mm)
-        start, end, radius = capsule_segments(*self.hand(latent, center))
+        pose, shape = self.hand(latent, center)
+        start, end, radius = capsule_segments(pose, shape)
         keep = slice(0, start.shape[1] - FOREARM_CAPSULES)
         hand = (x[:, keep].float() for x in (start, end, radius))
         in_crop = capsules_in_crop(*hand, center.float(), self.cube_mm)
         depth = draw_crop_capsules(*(x.cpu().numpy() for x in in_crop), self.crop_px)
         crop = np.where(np.isfinite(depth), np.clip(depth, -1.0, 1.0), 1.0).astype(np.float32)
-        return torch.from_numpy(crop[:, None]).to(device=latent.device, dtype=latent.dtype)
+        joints = forward_kinematics(pose, shape)[:, self.joint_landmarks]
+        return torch.from_numpy(crop[:, None]).to(device=latent.device, dtype=latent.dtype), joints

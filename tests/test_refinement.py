@@ -33,7 +33,9 @@ def test_refinement_moves_the_latent_towards_the_one_that_drew_the_crop(net: Cro
         crops = net.render(truth, CENTERS)
     start = truth + 0.5 * torch.randn(truth.shape, generator=gen)
     std = torch.ones(net.config.latent_dims)
-    cfg = RefineConfig(iterations=15, population=24, sigma=0.3, w_consistency=0.0, w_prior=0.0)
+    cfg = RefineConfig(
+        iterations=15, population=24, elite=6, sigma=0.3, truncate=0.2, w_consistency=0.0, w_prior=0.0
+    )
     refined = refine_latents(net, crops, CENTERS, start, std, cfg)
     with torch.no_grad():
         before, after = _fit(net, start, crops), _fit(net, refined, crops)
@@ -47,7 +49,7 @@ def test_refinement_is_deterministic_and_does_not_depend_on_the_batch(net: Cross
     latents = torch.randn((4, net.config.latent_dims), generator=gen)
     with torch.no_grad():
         crops = net.render(latents.flip(0), CENTERS)
-    std, cfg = torch.ones(net.config.latent_dims), RefineConfig(iterations=4, population=8)
+    std, cfg = torch.ones(net.config.latent_dims), RefineConfig(iterations=4, population=8, elite=3)
     batch = refine_latents(net, crops, CENTERS, latents, std, cfg)
     assert torch.equal(batch, refine_latents(net, crops, CENTERS, latents, std, cfg))
     alone = refine_latents(net, crops[2:3], CENTERS[2:3], latents[2:3], std, cfg)
@@ -63,7 +65,7 @@ def test_refinement_never_returns_a_costlier_latent_than_its_start(net: Crossing
     truth = torch.randn((4, net.config.latent_dims), generator=gen)
     with torch.no_grad():
         crops = net.render(truth, CENTERS)
-    cfg = RefineConfig(iterations=3, population=8, w_consistency=0.0, w_prior=0.0)
+    cfg = RefineConfig(iterations=3, population=8, elite=3, w_consistency=0.0, w_prior=0.0)
     out = refine_latents(net, crops, CENTERS, truth, torch.ones(net.config.latent_dims), cfg)
     assert torch.equal(out, truth)
 

@@ -142,8 +142,9 @@ PRESETS: dict[str, CrossingNetConfig] = {
     # 5.6 mm, 30 leave 1.7 mm), a residual posterior head, a generator that poses the renderer's
     # hand and draws its capsules (hand-silhouette IoU 0.65 -> 0.82 against the skeleton one of
     # r3g-r7, session 15); a residual block at half resolution in the discriminator's stem (r7:
-    # where the fingers are still visible); at inference one re-crop on the palm and 9 in-plane
-    # rotations averaged (16.1 -> 15.1 mm, r3).
+    # where the fingers are still visible); at inference one re-crop on the palm, 9 in-plane
+    # rotations averaged (16.1 -> 15.1 mm, r3), then 40 iterations of refinement by the generator
+    # (refinement.py; 13.6 -> 11.1 mm on 200 synthetic test frames, r7k2, session 16).
     "release": CrossingNetConfig(
         arch="resnet",
         stem="residual",
@@ -154,6 +155,7 @@ PRESETS: dict[str, CrossingNetConfig] = {
         gen_arch="kinematic",
         recenter_passes=1,
         test_rotations=9,
+        refine_iterations=40,
     ),
     "tiny-release": CrossingNetConfig(
         crop_px=32,

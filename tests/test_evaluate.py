@@ -175,8 +175,8 @@ class _FakeEstimator:
         self.num_joints = num_joints
 
     @classmethod
-    def from_pretrained(cls, path, rotations=None):
-        assert rotations == 3  # --rotations reaches the estimator
+    def from_pretrained(cls, path, rotations=None, refine_iterations=None):
+        assert (rotations, refine_iterations) == (3, 0)  # --rotations, --refine-iterations reach it
         return cls(int(Path(path).read_text()))
 
     def predict_crops(self, depth, com_uvd, cam):
@@ -209,6 +209,8 @@ def test_checkpoint_on_store_writes_predictions(tmp_path, monkeypatch, capsys):
         "2",
         "--rotations",
         "3",
+        "--refine-iterations",
+        "0",
     ]
     assert cli.main([*argv, "--write-pred", str(pred_txt), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

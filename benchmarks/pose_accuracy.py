@@ -218,22 +218,22 @@ def raw_sets(
     config) and the second renderer's frames, raw, through `predict`."""
     from_bench = {}
     test = bench / STORE_SETS["synthetic_test"]
-    if "synthetic_test_raw" not in wanted:
-        pass
-    elif test.is_file():
-        attrs = read_info(test).attrs
-        cfg = GenerateConfig(convention="nyu", crop_px=estimator.crop.crop_px, cube_mm=estimator.crop.cube_mm)
-        from_bench["synthetic_test_raw"] = synthetic_raw_frames(n, int(attrs["seed"]), cfg)
-    else:
-        skipped["synthetic_test_raw"] = f"{test} not found"
+    if "synthetic_test_raw" in wanted:
+        if test.is_file():
+            attrs = read_info(test).attrs
+            cfg = GenerateConfig(
+                convention="nyu", crop_px=estimator.crop.crop_px, cube_mm=estimator.crop.cube_mm
+            )
+            from_bench["synthetic_test_raw"] = synthetic_raw_frames(n, int(attrs["seed"]), cfg)
+        else:
+            skipped["synthetic_test_raw"] = f"{test} not found"
     second = bench / STORE_SETS["second_renderer_detect"]
     labels = shared_data_dir() / "nyu" / "nyu_test_groundtruth_label.txt"
-    if "second_renderer_raw" not in wanted:
-        pass
-    elif second.is_file() and labels.is_file():
-        from_bench["second_renderer_raw"] = second_renderer_raw_frames(second, labels)
-    else:
-        skipped["second_renderer_raw"] = f"{second} or {labels} not found"
+    if "second_renderer_raw" in wanted:
+        if second.is_file() and labels.is_file():
+            from_bench["second_renderer_raw"] = second_renderer_raw_frames(second, labels)
+        else:
+            skipped["second_renderer_raw"] = f"{second} or {labels} not found"
     out = {}
     for name, frames in from_bench.items():
         errors, missed = raw_errors(estimator, frames, get_camera("nyu"), n)

@@ -63,9 +63,7 @@ class CrossingNetConfig:
     stem: str = "strided"  # resnet: the discriminator's first layers: strided (r1-r6) | full | residual
     recenter_passes: int = 0  # inference: re-crops on the predicted palm (release data: palm-centred crops)
     test_rotations: int = 1  # inference: crops turned in-plane this many ways, joints averaged (rotation.py)
-    refine_iterations: int = (
-        0  # inference: analysis-by-synthesis iterations (refinement.py; kinematic generator)
-    )
+    refine_iterations: int = 0  # inference: generator refinement iterations (refinement.py; kinematic)
 
     def __post_init__(self) -> None:
         get_convention(self.convention)

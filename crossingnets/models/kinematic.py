@@ -118,7 +118,8 @@ class KinematicGenerator(nn.Module):
     def forward(self, latent: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) -> (B, 1, S, S) crop in [-1, 1], background +1: the hand's capsules (forearm left
         out) drawn around the crop centres."""
-        return self.drawn_hand(latent, center_mm)[0]
+        center = self.centers(latent, center_mm)
+        return self._draw(*self.hand(latent, center), center, latent)
 
     @torch.no_grad()
     def drawn_hand(
@@ -128,11 +129,18 @@ class KinematicGenerator(nn.Module):
         once (test-time refinement asks for both of every candidate)."""
         center = self.centers(latent, center_mm)
         pose, shape = self.hand(latent, center)
+        joints = forward_kinematics(pose, shape)[:, self.joint_landmarks]
+        return self._draw(pose, shape, center, latent), joints
+
+    def _draw(
+        self, pose: HandPose, shape: HandShape, center: torch.Tensor, like: torch.Tensor
+    ) -> torch.Tensor:
+        """The posed hands' capsules, forearm left out, drawn into crops around `center` (B, 3) ->
+        (B, 1, S, S) on `like`'s device and dtype."""
         start, end, radius = capsule_segments(pose, shape)
         keep = slice(0, start.shape[1] - FOREARM_CAPSULES)
         hand = (x[:, keep].float() for x in (start, end, radius))
         in_crop = capsules_in_crop(*hand, center.float(), self.cube_mm)
         depth = draw_crop_capsules(*(x.cpu().numpy() for x in in_crop), self.crop_px)
         crop = np.where(np.isfinite(depth), np.clip(depth, -1.0, 1.0), 1.0).astype(np.float32)
-        joints = forward_kinematics(pose, shape)[:, self.joint_landmarks]
-        return torch.from_numpy(crop[:, None]).to(device=latent.device, dtype=latent.dtype), joints
+        return torch.from_numpy(crop[:, None]).to(device=like.device, dtype=like.dtype)

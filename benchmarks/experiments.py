@@ -23,13 +23,17 @@ killed one resumes from its checkpoint, so an interrupted suite loses only the r
   adversarial stages run again from its weights on the labelled and pseudo-labelled crops. Its wall
   time counts the first run, the pseudo-labelling and the second run. `cn-pl50` keeps the half of
   the frames whose turned estimates agree best instead (`--keep-fraction 0.5`: at 8 mm a 30 mm
-  model kept 1.7 % of them);
+  model kept 1.7 % of them). `cn-rpl50` does the same on a seeded subset of `PL_REFINED_FRAMES`
+  unlabeled frames whose labels the generator refines first (`--refine-iterations`, ~0.2 s a frame:
+  the analysis-by-synthesis labels of a model that draws hands);
 - `cn-again`: the control of the pseudo-label runs, the same second round from the same weights
   on the labelled crops alone, so that what the pseudo-labels add is read apart from what more
   training adds.
 Each run is tested with one estimate per crop on the synthetic test, NYU's test poses rendered and
 the independent renderer's crops (detected centre; `benchmarks/pose_accuracy.py` builds the sets):
-mean joint error, success at 20 and 40 mm (and the curve from 0 to 80 mm), and wall time.
+mean joint error, success at 20 and 40 mm (and the curve from 0 to 80 mm), and wall time. A model
+with a kinematic generator is also tested refined (`refine_iterations`) on the first
+`REFINED_TEST_FRAMES` frames of each set, beside its network alone on the same frames.
 
     python benchmarks/experiments.py --data runs/data/rand_train.h5 --out runs/experiments \
         [--only cn-0.02-s0 sup-0.02-s0] [--budget quick] [--list]
@@ -41,6 +45,7 @@ markdown table, then one JSON line with every run's figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -72,17 +77,21 @@ SUCCESS_AT_MM = (20.0, 40.0)
 # time. Measured at 2 % (two runs side by side, BENCHMARKS.md): with the strided stem 26.7 min for
 # the Crossing Net, 20.1 for the control; with r7's residual stem 31.9 and 32.5 (2026-12-02).
 BUDGETS = {
-    "suite": {"epochs_vae": 4, "epochs_render": 0, "epochs_posterior": 1, "epochs_adversarial": 1},
-    "quick": {"epochs_vae": 1, "epochs_render": 0, "epochs_posterior": 1, "epochs_adversarial": 1},  # smoke
+    "suite": {"epochs_vae": 4, "epochs_render": 2, "epochs_posterior": 1, "epochs_adversarial": 1},
+    "quick": {"epochs_vae": 1, "epochs_render": 1, "epochs_posterior": 1, "epochs_adversarial": 1},  # smoke
 }
 # The Crossing Net's generator learns as a renderer during the posterior stage (one step in 3: the
-# release preset before it gave the generator its own stage), so the suite has no render stage.
+# release preset before it gave the generator its own stage) and, since the kinematic generator
+# (whose loss needs no crop: ~1 min for 2 epochs), in a short render stage of its own first.
 RENDER_EVERY = 3
 SUP_EPOCHS = {"suite": 4, "quick": 2}
 ROTATE_DEG = 30.0  # both methods' in-plane turn augmentation (the bundle's)
 W_CONSISTENCY = 1.0  # the mean teacher's weight: as much as the labelled joints' error
 PL_MAX_SPREAD_MM = 8.0  # pseudo-labels kept where the turned estimates lie this close to their mean
 PL_KEEP_FRACTION = 0.5  # cn-pl50: the share of the unlabeled frames kept, those that agree best
+PL_REFINED_FRAMES = 6000  # cn-rpl50: unlabeled frames estimated and refined (~20 min on one core)
+REFINE_ITERATIONS = 40  # the release preset's refinement: cn-rpl50's labels, the refined tests
+REFINED_TEST_FRAMES = 400  # the first frames of each test set tested refined too (~1.3 min a set)
 SECOND_ROUNDS = ("cn-pl", "cn-again")  # methods that continue the `cn` run of their fraction and seed
 
 
@@ -94,6 +103,8 @@ class Run:
     seed: int = 0
     flags: dict = field(default_factory=dict)  # TrainConfig fields of an ablation
     keep_fraction: float | None = None  # cn-pl: keep this share of the frames, not those within 8 mm
+    refine: int = 0  # cn-pl: the generator's refinement iterations of each pseudo-label
+    max_frames: int | None = None  # cn-pl: estimate a seeded subset of this many unlabeled frames
 
 
 def all_runs() -> list[Run]:
@@ -108,6 +119,8 @@ def all_runs() -> list[Run]:
         ]
         runs += [Run(f"cn-pl-{p:g}-s{s}", "cn-pl", p, s) for s in seeds]
         runs += [Run(f"cn-pl50-{p:g}-s{s}", "cn-pl", p, s, keep_fraction=PL_KEEP_FRACTION) for s in seeds]
+        runs += [Run(f"cn-rpl50-{p:g}-s{s}", "cn-pl", p, s, keep_fraction=PL_KEEP_FRACTION,
+                     refine=REFINE_ITERATIONS, max_frames=PL_REFINED_FRAMES) for s in seeds]  # fmt: skip
         runs += [Run(f"cn-again-{p:g}-s{s}", "cn-again", p, s) for s in seeds]
     for p in ABLATION_FRACTIONS:
         for tag, flags in (("nosmo", {"use_smo": False}), ("nogan", {"use_gan": False}),
@@ -121,10 +134,10 @@ def run_config(run: Run, budget: str) -> TrainConfig:
     epochs = dict(BUDGETS[budget])
     common = {"label_fraction": run.label_fraction, "seed": run.seed, "rotate_deg": ROTATE_DEG}
     if run.method == "sup":
-        epochs.update(epochs_posterior=SUP_EPOCHS[budget], epochs_adversarial=0)
+        epochs.update(epochs_render=0, epochs_posterior=SUP_EPOCHS[budget], epochs_adversarial=0)
         return train_config("release", **epochs, **common, render_every=0, use_unlabeled=False)
-    if run.method in SECOND_ROUNDS:  # the VAE comes with the first round's weights
-        epochs.update(epochs_vae=0)
+    if run.method in SECOND_ROUNDS:  # the VAE and the generator come with the first round's weights
+        epochs.update(epochs_vae=0, epochs_render=0)
     return train_config("release", **epochs, **common, render_every=RENDER_EVERY, **run.flags)
 
 
@@ -164,7 +177,8 @@ def pseudo_labels(run: Run, args: argparse.Namespace, folder: Path, model: Path)
         t0 = time.perf_counter()
         labels = pseudo_label(model, [args.data], store, unlabeled=args.unlabeled, seed=run.seed,
                               label_fraction=run.label_fraction, val_fraction=run_config(run, args.budget).val_fraction,
-                              max_spread_mm=PL_MAX_SPREAD_MM, keep_fraction=run.keep_fraction, score=True,
+                              max_spread_mm=PL_MAX_SPREAD_MM, keep_fraction=run.keep_fraction,
+                              refine_iterations=run.refine, max_frames=run.max_frames, score=True,
                               overwrite=True, progress=False)  # fmt: skip
         summary_file.write_text(json.dumps({**labels, "wall_s": time.perf_counter() - t0}, indent=1) + "\n")
     return store, json.loads(summary_file.read_text())
@@ -172,8 +186,13 @@ def pseudo_labels(run: Run, args: argparse.Namespace, folder: Path, model: Path)
 
 def test_run(model: Path, bench: Path) -> dict[str, dict]:
     """Mean joint error, success rates and the success curve (SUCCESS_THRESHOLDS_MM) of `model`
-    (one estimate per crop) on each test set."""
-    estimator = HandPoseEstimator.from_pretrained(model, "cpu", 1)
+    (one estimate per crop, the network alone) on each test set; for a model with a kinematic
+    generator also `refined`: the figures of its network and of its refined estimate on the first
+    REFINED_TEST_FRAMES frames."""
+    estimator = HandPoseEstimator.from_pretrained(model, "cpu", 1, refine_iterations=0)
+    refiner = None
+    if getattr(estimator.model.config, "gen_arch", None) == "kinematic":
+        refiner = HandPoseEstimator.from_pretrained(model, "cpu", 1, refine_iterations=REFINE_ITERATIONS)
     out = {}
     for name in TEST_SETS:
         path = bench / pose_accuracy.STORE_SETS[name]
@@ -183,6 +202,13 @@ def test_run(model: Path, bench: Path) -> dict[str, dict]:
             errors = pose_accuracy.model_errors(estimator, test)
             curve = success_rate(errors, SUCCESS_THRESHOLDS_MM)
             out[name] = {**pose_accuracy.figures(errors), "success_curve": curve.round(4).tolist()}
+            if refiner is not None:
+                first = dataclasses.replace(
+                    test, arrays={k: v[:REFINED_TEST_FRAMES] for k, v in test.arrays.items()}
+                )
+                out[name]["refined"] = {"frames": len(first.arrays["depth"]), "iterations": REFINE_ITERATIONS,
+                                        "network": pose_accuracy.figures(errors[:REFINED_TEST_FRAMES]),
+                                        "refined": pose_accuracy.figures(pose_accuracy.model_errors(refiner, first))}  # fmt: skip
     return out
 
 
@@ -224,6 +250,7 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
         ("cn-mt", "Crossing Net + mean teacher"),
         ("cn-pl", "Crossing Net + pseudo-labels within 8 mm"),
         ("cn-pl50", "Crossing Net + the better half of the pseudo-labels"),
+        ("cn-rpl50", "Crossing Net + the better half of refined pseudo-labels"),
         ("cn-again", "Crossing Net, a second round without pseudo-labels"),
         ("sup", "supervised only"),
     ):

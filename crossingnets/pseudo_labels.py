@@ -6,8 +6,10 @@ The frames are those a training run with the same `--seed`, `--label-fraction` a
 validation split) and the `--unlabeled` pool. Each is estimated from its crop and turned copies
 (`HandPoseEstimator.predict_crops_with_spread`); the average is the label, kept where the turned
 estimates spread less than `--max-spread-mm` from it (or, with `--keep-fraction`, for that share of
-the frames whose estimates agree best). The result is a store that `crossingnets
-train --pseudo STORE` trains on as labelled frames.
+the frames whose estimates agree best). With `--refine-iterations`, the average is refined by the
+generator against the crop first (`crossingnets.refinement`: the labels of the frames the model's
+drawing explains); it costs ~0.2 s a frame on one core, so `--max-frames` estimates a seeded subset.
+The result is a store that `crossingnets train --pseudo STORE` trains on as labelled frames.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from crossingnets.inference import HandPoseEstimator
 from crossingnets.metrics import joint_errors_mm
 
 CHUNK = 4096  # frames estimated at a time
+REFINED_CHUNK = 256  # with refinement (~50 s a chunk on one core): the progress bar moves
 
 
 def unlabeled_frames(
@@ -66,6 +69,8 @@ def pseudo_label(
     max_spread_mm: float = 8.0,
     keep_fraction: float | None = None,
     rotations: int = 9,
+    refine_iterations: int = 0,
+    max_frames: int | None = None,
     score: bool = False,
     device: str = "cpu",
     overwrite: bool = False,
@@ -75,16 +80,24 @@ def pseudo_label(
     kept, the spread threshold and quantiles; with `score`, the error of all and of the kept labels
     against the stores' own joints, which only synthetic stores have for their unlabeled frames).
     `keep_fraction`, instead of `max_spread_mm`: keep that share of the frames, those whose turned
-    estimates agree best (a threshold that follows the model: at 8 mm a 30 mm model kept 1.7 %)."""
+    estimates agree best (a threshold that follows the model: at 8 mm a 30 mm model kept 1.7 %).
+    `refine_iterations`: the generator's refinement of each label (0: none, whatever the model's
+    default: it multiplies the cost ~30-fold); `max_frames`: estimate only that many of the
+    unlabeled frames, drawn with `seed`."""
     if max_spread_mm <= 0 or (keep_fraction is not None and not 0.0 < keep_fraction <= 1.0):
         raise ValueError(
             f"max_spread_mm must be > 0 and keep_fraction in (0, 1], got {max_spread_mm}, {keep_fraction}"
         )
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     info = read_info(data[0])
     frames = unlabeled_frames(
         data, unlabeled, seed=seed, label_fraction=label_fraction, val_fraction=val_fraction
     )
-    estimator = HandPoseEstimator.from_pretrained(model, device, rotations)
+    if max_frames is not None and max_frames < len(frames["depth"]):
+        pick = np.sort(np.random.default_rng(seed).choice(len(frames["depth"]), max_frames, replace=False))
+        frames = {k: v[pick] for k, v in frames.items()}
+    estimator = HandPoseEstimator.from_pretrained(model, device, rotations, refine_iterations)
     if (estimator.crop.crop_px, estimator.crop.cube_mm) != (info.crop.crop_px, info.crop.cube_mm):
         raise ValueError(f"{model} reads {estimator.crop.crop_px} px crops of {estimator.crop.cube_mm:g} mm; "
                          f"{data[0]} holds {info.crop.crop_px} px of {info.crop.cube_mm:g} mm")  # fmt: skip
@@ -95,8 +108,9 @@ def pseudo_label(
         torch.inference_mode(),
         tqdm(total=n, desc=f"pseudo-label {Path(out).name}", unit="frame", disable=not progress) as bar,
     ):
-        for lo in range(0, n, CHUNK):
-            part = slice(lo, min(lo + CHUNK, n))
+        chunk = REFINED_CHUNK if refine_iterations else CHUNK
+        for lo in range(0, n, chunk):
+            part = slice(lo, min(lo + chunk, n))
             pred, spreads[part] = estimator.predict_crops_with_spread(
                 frames["depth"][part], frames["com_uvd"][part], info.camera
             )
@@ -107,12 +121,14 @@ def pseudo_label(
     if not kept.any():
         raise ValueError(f"no frame's estimates spread less than {limit:g} mm: nothing to write")
     attrs = {"source": "pseudo-labels", "model": str(model), "max_spread_mm": limit,
+             "refine_iterations": refine_iterations,
              "from": json.dumps({"data": [str(p) for p in data], "unlabeled": None if unlabeled is None else str(unlabeled),
                                  "seed": seed, "label_fraction": label_fraction, "val_fraction": val_fraction})}  # fmt: skip
     with StoreWriter(out, info.convention, info.camera, info.crop, attrs, overwrite=overwrite) as writer:
         writer.append(depth=frames["depth"][kept], joints_xyz=joints_xyz[kept], joints_uvd=joints_uvd[kept],
                       com_uvd=frames["com_uvd"][kept])  # fmt: skip
     summary: dict[str, Any] = {"store": str(out), "frames": n, "kept": int(kept.sum()), "max_spread_mm": round(limit, 3),
+                               "refine_iterations": refine_iterations,
                                "spread_mm": dict(zip(("p10", "p50", "p90"), np.percentile(spreads, [10, 50, 90]).round(2).tolist(), strict=True))}  # fmt: skip
     if score:
         errors = joint_errors_mm(joints_xyz, frames["joints_xyz"]).mean(axis=1)
@@ -136,6 +152,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-fraction", type=float,
                    help="instead of --max-spread-mm: keep this share of the frames, the most consistent")  # fmt: skip
     p.add_argument("--rotations", type=int, default=9, help="turned copies of each crop estimated (odd)")
+    p.add_argument("--refine-iterations", type=int, default=0,
+                   help="the generator's refinement of each label (kinematic generators; ~0.2 s a frame)")  # fmt: skip
+    p.add_argument("--max-frames", type=int, help="estimate a seeded subset of this many unlabeled frames")
     p.add_argument(
         "--score",
         action="store_true",
@@ -151,7 +170,8 @@ def main(args: argparse.Namespace) -> int:
             args.model, args.data, args.out, unlabeled=args.unlabeled, seed=args.seed,
             label_fraction=args.label_fraction, val_fraction=args.val_fraction,
             max_spread_mm=args.max_spread_mm, keep_fraction=args.keep_fraction, rotations=args.rotations,
-            score=args.score, device=args.device, overwrite=args.overwrite,
+            refine_iterations=args.refine_iterations, max_frames=args.max_frames, score=args.score,
+            device=args.device, overwrite=args.overwrite,
         )  # fmt: skip
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         raise SystemExit(f"crossingnets pseudo-label: {err}") from None

@@ -37,6 +37,10 @@ def test_runs_and_their_configs(ex) -> None:
     mt = ex.run_config(runs["cn-mt-0.02-s1"], "suite")
     assert mt.w_consistency == ex.W_CONSISTENCY and mt.ema_warmup
     assert ex.run_config(runs["cn-nogan-1-s0"], "suite").use_gan is False
+    assert (cn.epochs_render, sup.epochs_render) == (2, 0)  # the kinematic generator's own stage: cn only
+    rpl = runs["cn-rpl50-0.02-s1"]  # refined pseudo-labels of a subset, the better half kept
+    assert (rpl.method, rpl.refine, rpl.max_frames, rpl.keep_fraction) == ("cn-pl", 40, 6000, 0.5)
+    assert ex.run_config(rpl, "suite").epochs_render == 0  # the generator comes with the first round
 
 
 def test_error_figure_averages_seeds_per_method(ex) -> None:
@@ -90,6 +94,10 @@ def test_a_pseudo_label_round_runs_the_first_round_its_labels_then_the_second(
     assert len(curve) == 81 and curve == sorted(curve) and curve[0] == 0.0
     assert (curve[20], curve[40]) == (round(test["success_20mm"], 4), round(test["success_40mm"], 4))
     assert (tmp_path / "x" / "success_curves.png").stat().st_size > 0
+    refined = test["refined"]  # a kinematic generator: tested refined too, beside its network alone
+    assert (refined["frames"], refined["iterations"]) == (8, ex.REFINE_ITERATIONS)
+    assert refined["network"]["mean_mm"] == pytest.approx(test["mean_mm"])  # all 8 frames
+    assert refined["refined"]["mean_mm"] != refined["network"]["mean_mm"]
 
 
 def test_the_better_half_of_the_labels_and_the_round_without_them(ex, toy_store, tmp_path):

@@ -127,3 +127,37 @@ def test_a_kept_fraction_keeps_the_most_consistent_frames(stores):
     )
     with pytest.raises(ValueError, match=r"keep_fraction in \(0, 1\]"):
         pseudo_label(folder / "model", [data], folder / "x.h5", **SPLIT, keep_fraction=0.0, progress=False)
+
+
+def test_refined_labels_are_the_estimator_s_refined_estimates_of_a_seeded_subset(tmp_path, toy_store):
+    """`refine_iterations`: each label is the generator-refined estimate (not the plain average);
+    `max_frames`: a subset drawn with the run's seed, the same each time."""
+    data = toy_store(tmp_path / "toy.h5", 40, convention="nyu")
+    torch.manual_seed(0)
+    model = CrossingNet(model_config("tiny-release", gen_arch="kinematic", convention="nyu", crop_px=32,
+                                     cube_mm=250.0))  # fmt: skip
+    latents = np.random.default_rng(0).standard_normal((64, model.config.latent_dims))
+    model.save_pretrained(tmp_path / "model", latent_stats=LatentStats.fit(latents))
+    common = {**SPLIT, "rotations": 3, "max_spread_mm": 1e6, "max_frames": 10, "progress": False}
+    summary = pseudo_label(tmp_path / "model", [data], tmp_path / "r.h5", refine_iterations=3, **common)
+    assert (summary["frames"], summary["kept"], summary["refine_iterations"]) == (10, 10, 3)
+    written = load_arrays(tmp_path / "r.h5")
+    frames = unlabeled_frames([data], None, **SPLIT)
+    pick = np.sort(np.random.default_rng(SPLIT["seed"]).choice(24, 10, replace=False))
+    np.testing.assert_array_equal(written["depth"], frames["depth"][pick])
+    camera = read_info(data).camera
+    refined = HandPoseEstimator.from_pretrained(tmp_path / "model", rotations=3, refine_iterations=3)
+    expected = refined.predict_crops(frames["depth"][pick], frames["com_uvd"][pick], camera)
+    np.testing.assert_allclose(written["joints_xyz"], expected.joints_xyz_mm, atol=1e-3)
+    plain = pseudo_label(tmp_path / "model", [data], tmp_path / "p.h5", **common)
+    assert plain["refine_iterations"] == 0
+    assert np.abs(load_arrays(tmp_path / "p.h5")["joints_xyz"] - written["joints_xyz"]).max() > 0.1
+    with pytest.raises(ValueError, match="max_frames"):
+        pseudo_label(tmp_path / "model", [data], tmp_path / "x.h5", **{**common, "max_frames": 0})
+
+
+def test_refined_labels_need_a_model_that_draws_hands(stores):
+    folder, data, _ = stores
+    with pytest.raises(ValueError, match="kinematic"):
+        pseudo_label(folder / "model", [data], folder / "nope.h5", **SPLIT, refine_iterations=2, progress=False)
+    assert not (folder / "nope.h5").exists()

@@ -159,5 +159,7 @@ def test_refined_labels_are_the_estimator_s_refined_estimates_of_a_seeded_subset
 def test_refined_labels_need_a_model_that_draws_hands(stores):
     folder, data, _ = stores
     with pytest.raises(ValueError, match="kinematic"):
-        pseudo_label(folder / "model", [data], folder / "nope.h5", **SPLIT, refine_iterations=2, progress=False)
+        pseudo_label(
+            folder / "model", [data], folder / "nope.h5", **SPLIT, refine_iterations=2, progress=False
+        )
     assert not (folder / "nope.h5").exists()

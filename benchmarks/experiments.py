@@ -45,7 +45,6 @@ markdown table, then one JSON line with every run's figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import subprocess
 import sys
@@ -203,9 +202,7 @@ def test_run(model: Path, bench: Path) -> dict[str, dict]:
             curve = success_rate(errors, SUCCESS_THRESHOLDS_MM)
             out[name] = {**pose_accuracy.figures(errors), "success_curve": curve.round(4).tolist()}
             if refiner is not None:
-                first = dataclasses.replace(
-                    test, arrays={k: v[:REFINED_TEST_FRAMES] for k, v in test.arrays.items()}
-                )
+                first = pose_accuracy.first_frames(test, REFINED_TEST_FRAMES)
                 out[name]["refined"] = {"frames": len(first.arrays["depth"]), "iterations": REFINE_ITERATIONS,
                                         "network": pose_accuracy.figures(errors[:REFINED_TEST_FRAMES]),
                                         "refined": pose_accuracy.figures(pose_accuracy.model_errors(refiner, first))}  # fmt: skip

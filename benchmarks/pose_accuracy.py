@@ -25,6 +25,7 @@ Prints a markdown table, then one JSON line with every figure.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -71,6 +72,11 @@ class TestSet:
 
 def load_store_set(name: str, path: Path) -> TestSet:
     return TestSet(name, read_info(path), load_arrays(path))
+
+
+def first_frames(test: TestSet, n: int | None) -> TestSet:
+    """The set's first `n` frames (all for None): a quicker reading where each frame is costly."""
+    return test if n is None else dataclasses.replace(test, arrays={k: v[:n] for k, v in test.arrays.items()})
 
 
 def load_real_frame(estimator: HandPoseEstimator, shared: Path) -> TestSet | str:
@@ -279,6 +285,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="analysis-by-synthesis iterations after the estimate (default: the model's; 0 is fastest)",
     )
     p.add_argument("--sets", nargs="+", metavar="NAME", help="only these test sets (default: all of them)")
+    p.add_argument(
+        "--first", type=int, help="only the first N frames of each store's set (refinement's cost)"
+    )
     return p
 
 
@@ -304,6 +313,8 @@ def main(args: argparse.Namespace) -> dict:
         raise SystemExit(
             f"unknown test sets {sorted(unknown)}; expected {[*STORE_SETS, REAL_FRAME, *RAW_SETS]}"
         )
+    if args.first is not None and args.first < 1:
+        raise SystemExit(f"--first must be >= 1, got {args.first}")
     for name, file in STORE_SETS.items():
         if name not in wanted:
             continue
@@ -319,7 +330,9 @@ def main(args: argparse.Namespace) -> dict:
     for name, path in bar:
         bar.set_postfix_str(name)
         test = (
-            load_store_set(name, path) if path is not None else load_real_frame(estimator, shared_data_dir())
+            first_frames(load_store_set(name, path), args.first)
+            if path is not None
+            else load_real_frame(estimator, shared_data_dir())
         )
         if isinstance(test, str):
             skipped[name] = test
@@ -336,6 +349,7 @@ def main(args: argparse.Namespace) -> dict:
         "checkpoint": str(args.checkpoint),
         "test_rotations": len(estimator.rotation_angles_deg),
         "refine_iterations": estimator.refine.iterations,
+        "first": args.first,
         "train_store": str(train_store) if mean_rel is not None else None,
         "sets": results,
         "skipped": skipped,

@@ -200,6 +200,13 @@ def test_pose_accuracy_script_skips_missing_sets(pa, toy_store, tmp_path, capsys
     assert set(only["sets"]) == {"synthetic_test"} and set(only["skipped"]) == {"nyu_poses"}
     with pytest.raises(SystemExit, match="unknown test sets"):
         pa.main(pa.get_args_parser().parse_args([*argv[:4], "--sets", "synthetic"]))
+    # --first: each store's first frames alone, the same estimates as in the whole set
+    first = pa.main(pa.get_args_parser().parse_args([*argv, "--first", "3"]))["sets"]["synthetic_test"]
+    test = pa.load_store_set("synthetic_test", bench / "test.h5")
+    errors = pa.model_errors(HandPoseEstimator.from_pretrained(tmp_path / "model"), test)
+    assert first["frames"] == 3 and first["model"]["mean_mm"] == pytest.approx(errors[:3].mean(), rel=1e-5)
+    with pytest.raises(SystemExit, match="--first must be >= 1"):
+        pa.main(pa.get_args_parser().parse_args([*argv, "--first", "0"]))
 
 
 # -- time to accuracy: reading logs, the target ------------------------------------------------

@@ -283,17 +283,27 @@ def success_curves_figure(results: dict[str, dict], test: str) -> go.Figure:
 
 
 def markdown_table(results: dict[str, dict]) -> str:
+    """One row per run: per test set its mean error, success at SUCCESS_AT_MM and, where the run
+    was tested refined, "refined (network)" on the set's first REFINED_TEST_FRAMES frames."""
     head = "| run | labels | " + " | ".join(
-        f"{t} (mm) | <= {SUCCESS_AT_MM[0]:g} | <= {SUCCESS_AT_MM[1]:g}" for t in TEST_SETS
+        f"{t} (mm) | <= {SUCCESS_AT_MM[0]:g} | <= {SUCCESS_AT_MM[1]:g} | refined, first {REFINED_TEST_FRAMES} (network)"
+        for t in TEST_SETS
     ) + " | train wall (min) |"  # fmt: skip
-    lines = [head, "|" + "---|" * (3 + 3 * len(TEST_SETS))]
+    lines = [head, "|" + "---|" * (3 + 4 * len(TEST_SETS))]
     for name, r in results.items():
         cells = []
         for t in TEST_SETS:
             f = r["tests"].get(t)
-            cells += ["-"] * 3 if f is None else [f"{f['mean_mm']:.1f}"] + [
+            if f is None:
+                cells += ["-"] * 4
+                continue
+            cells += [f"{f['mean_mm']:.1f}"] + [
                 f"{100 * f[f'success_{mm:g}mm']:.1f} %" for mm in SUCCESS_AT_MM
-            ]  # fmt: skip
+            ]
+            ref = f.get("refined")
+            cells.append(
+                "-" if ref is None else f"{ref['refined']['mean_mm']:.1f} ({ref['network']['mean_mm']:.1f})"
+            )
         lines.append(f"| {name} | {100 * r['run']['label_fraction']:g} % | " + " | ".join(cells)
                      + f" | {r['train_wall_s'] / 60:.1f} |")  # fmt: skip
     return "\n".join(lines)

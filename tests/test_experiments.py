@@ -117,3 +117,20 @@ def test_the_better_half_of_the_labels_and_the_round_without_them(ex, toy_store,
     assert again["paths"]["unlabeled"] == str(pool)  # the same pool as the pseudo-label round's GAN
     assert again["train_config"]["epochs_vae"] == 0 and again["num_labeled"] == 47
     assert not (out / "cn-again-1-s0" / "pseudo.h5").exists()
+
+
+def test_the_table_shows_refined_figures_where_a_run_has_them(ex) -> None:
+    def figures(mm: float) -> dict:
+        return {"mean_mm": mm, "success_20mm": 0.25, "success_40mm": 0.5}
+
+    refined = {"frames": 400, "iterations": 40, "network": figures(30.0), "refined": figures(25.5)}
+    results = {
+        "cn-0.02-s0": {"run": {"label_fraction": 0.02}, "train_wall_s": 600.0,
+                       "tests": {"synthetic_test": {**figures(29.0), "refined": refined}}},
+        "sup-0.02-s0": {"run": {"label_fraction": 0.02}, "train_wall_s": 120.0,
+                        "tests": {"synthetic_test": figures(27.0)}},
+    }  # fmt: skip
+    head, rule, cn, sup = ex.markdown_table(results).splitlines()
+    assert head.count("|") == rule.count("|") == cn.count("|") == sup.count("|")
+    assert "| 29.0 | 25.0 % | 50.0 % | 25.5 (30.0) |" in cn and cn.endswith("| 10.0 |")
+    assert "| 27.0 | 25.0 % | 50.0 % | - |" in sup and "| - | - | - | - |" in sup  # sets it was not tested on

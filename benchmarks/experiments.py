@@ -251,10 +251,12 @@ def run_one(run: Run, args: argparse.Namespace) -> dict:
 
 
 def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
-    """Mean error against labelled fraction per method, each point the mean over its seeds."""
+    """Mean error against labelled fraction per method, each point the mean over its seeds; dashed,
+    the refined estimate of the runs tested refined (on the set's first REFINED_TEST_FRAMES)."""
     fig = go.Figure()
     for kind, label in (
         ("cn", "Crossing Net"),
+        ("cn-3ep", "Crossing Net, 3 posterior epochs"),
         ("cn-mt", "Crossing Net + mean teacher"),
         ("cn-pl", "Crossing Net + pseudo-labels within 8 mm"),
         ("cn-pl50", "Crossing Net + the better half of the pseudo-labels"),
@@ -262,15 +264,22 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
         ("cn-again", "Crossing Net, a second round without pseudo-labels"),
         ("sup", "supervised only"),
     ):
-        xs, ys = [], []
-        for p in FRACTIONS:
-            errs = [r["tests"][test]["mean_mm"] for name, r in results.items()
-                    if name.rsplit("-", 2)[0] == kind and r["run"]["label_fraction"] == p and test in r["tests"]]  # fmt: skip
-            if errs:
-                xs.append(100 * p)
-                ys.append(sum(errs) / len(errs))
-        if xs:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label))
+        tests = [(r["run"]["label_fraction"], r["tests"][test]) for name, r in results.items()
+                 if name.rsplit("-", 2)[0] == kind and test in r["tests"]]  # fmt: skip
+        for read, suffix, dash in (
+            (lambda f: f["mean_mm"], "", None),
+            (lambda f: f["refined"]["refined"]["mean_mm"] if "refined" in f else None,
+             f", refined (first {REFINED_TEST_FRAMES} frames)", "dash"),
+        ):  # fmt: skip
+            xs, ys = [], []
+            for p in FRACTIONS:
+                if errs := [e for q, f in tests if q == p and (e := read(f)) is not None]:
+                    xs.append(100 * p)
+                    ys.append(sum(errs) / len(errs))
+            if xs:
+                fig.add_trace(
+                    go.Scatter(x=xs, y=ys, mode="lines+markers", name=label + suffix, line={"dash": dash})
+                )
     fig.update_layout(
         title=f"Mean joint error vs labelled fraction ({test})",
         xaxis={"title": "labelled training frames (%)", "type": "log"},

@@ -58,6 +58,15 @@ def test_error_figure_averages_seeds_per_method(ex) -> None:
         "Crossing Net": ([2.0, 100.0], [31.0, 20.0]),
         "Crossing Net + mean teacher": ([2.0], [25.0]),
     }
+    refined = result(0.02, 28.0)
+    refined["tests"]["synthetic_test"]["refined"] = {
+        "refined": {"mean_mm": 24.0},
+        "network": {"mean_mm": 29.0},
+    }
+    fig = ex.error_vs_labels_figure({**results, "cn-0.02-s1": refined}, "synthetic_test")
+    traces = {t.name: (list(t.x), list(t.y), t.line.dash) for t in fig.data}
+    assert traces["Crossing Net"] == ([2.0, 100.0], [29.0, 20.0], None)  # 30 and 28 averaged
+    assert traces[f"Crossing Net, refined (first {ex.REFINED_TEST_FRAMES} frames)"] == ([2.0], [24.0], "dash")
 
 
 def test_a_pseudo_label_round_runs_the_first_round_its_labels_then_the_second(

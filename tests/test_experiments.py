@@ -41,8 +41,9 @@ def test_runs_and_their_configs(ex) -> None:
     rpl = runs["cn-rpl50-0.02-s1"]  # refined pseudo-labels of a subset, the better half kept
     assert (rpl.method, rpl.refine, rpl.max_frames, rpl.keep_fraction) == ("cn-pl", 40, 6000, 0.5)
     assert ex.run_config(rpl, "suite").epochs_render == 0  # the generator comes with the first round
-    long = ex.run_config(runs["cn-3ep-0.02-s0"], "suite")  # the control's wall time
-    assert (long.epochs_posterior, long.epochs_adversarial, long.render_every) == (3, 1, ex.RENDER_EVERY)
+    long = ex.run_config(runs["cn-long-0.02-s0"], "suite")  # the control's wall time
+    assert (long.epochs_render, long.epochs_posterior, long.epochs_adversarial) == (10, 3, 1)
+    assert (long.render_every, long.label_fraction) == (ex.RENDER_EVERY, 0.02)
 
 
 def test_error_figure_averages_seeds_per_method(ex) -> None:

@@ -193,14 +193,14 @@ def pseudo_labels(run: Run, args: argparse.Namespace, folder: Path, model: Path)
     return store, json.loads(summary_file.read_text())
 
 
-def test_run(model: Path, bench: Path) -> dict[str, dict]:
+def test_run(model: Path, bench: Path, refine: bool) -> dict[str, dict]:
     """Mean joint error, success rates and the success curve (SUCCESS_THRESHOLDS_MM) of `model`
-    (one estimate per crop, the network alone) on each test set; for a model with a kinematic
-    generator also `refined`: the figures of its network and of its refined estimate on the first
-    REFINED_TEST_FRAMES frames."""
+    (one estimate per crop, the network alone) on each test set; with `refine` (a model whose
+    kinematic generator trained) also `refined`: the figures of its network and of its refined
+    estimate on the first REFINED_TEST_FRAMES frames."""
     estimator = HandPoseEstimator.from_pretrained(model, "cpu", 1, refine_iterations=0)
     refiner = None
-    if getattr(estimator.model.config, "gen_arch", None) == "kinematic":
+    if refine and getattr(estimator.model.config, "gen_arch", None) == "kinematic":
         refiner = HandPoseEstimator.from_pretrained(model, "cpu", 1, refine_iterations=REFINE_ITERATIONS)
     out = {}
     for name in TEST_SETS:
@@ -244,7 +244,7 @@ def run_one(run: Run, args: argparse.Namespace) -> dict:
     else:
         wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget)
     result = {"run": asdict(run), "budget": args.budget, "train_wall_s": wall_s,
-              "tests": test_run(folder / "model", args.bench), **extra}  # fmt: skip
+              "tests": test_run(folder / "model", args.bench, refine=run.method != "sup"), **extra}  # fmt: skip
     result_file.write_text(json.dumps(result, indent=1) + "\n")
     return result
 

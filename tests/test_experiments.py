@@ -146,3 +146,14 @@ def test_the_table_shows_refined_figures_where_a_run_has_them(ex) -> None:
     assert head.count("|") == rule.count("|") == cn.count("|") == sup.count("|")
     assert "| 29.0 | 25.0 % | 50.0 % | 25.5 (30.0) |" in cn and cn.endswith("| 10.0 |")
     assert "| 27.0 | 25.0 % | 50.0 % | - |" in sup and "| - | - | - | - |" in sup  # sets it was not tested on
+
+
+def test_the_control_is_not_tested_refined(ex, toy_store, tmp_path) -> None:
+    """The supervised control trains no generator: a refinement would draw with an untrained one."""
+    data = toy_store(tmp_path / "toy.h5", 24, crop_px=64)
+    (tmp_path / "bench").mkdir()
+    toy_store(tmp_path / "bench" / "test.h5", 4, crop_px=64, seed=5)
+    args = ex.get_args_parser().parse_args(["--data", str(data), "--unlabeled", str(data), "--out", str(tmp_path / "x"),
+                                            "--bench", str(tmp_path / "bench"), "--budget", "quick", "--only", "sup-1-s0"])  # fmt: skip
+    test = ex.main(args) and json.loads((tmp_path / "x" / "sup-1-s0" / "result.json").read_text())["tests"]
+    assert set(test) == {"synthetic_test"} and "refined" not in test["synthetic_test"]

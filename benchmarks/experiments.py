@@ -251,7 +251,9 @@ def run_one(run: Run, args: argparse.Namespace) -> dict:
 
 def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
     """Mean error against labelled fraction per method, each point the mean over its seeds; dashed,
-    the refined estimate of the runs tested refined (on the set's first REFINED_TEST_FRAMES)."""
+    the refined estimate of the Crossing Nets tested refined (on the set's first REFINED_TEST_FRAMES;
+    a control's `refined` figures, written before test_run stopped refining controls, drew with a
+    generator it never trained)."""
     fig = go.Figure()
     for kind, label in (
         ("cn", "Crossing Net"),
@@ -265,11 +267,11 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
     ):
         tests = [(r["run"]["label_fraction"], r["tests"][test]) for name, r in results.items()
                  if name.rsplit("-", 2)[0] == kind and test in r["tests"]]  # fmt: skip
-        for read, suffix, dash in (
-            (lambda f: f["mean_mm"], "", None),
-            (lambda f: f["refined"]["refined"]["mean_mm"] if "refined" in f else None,
-             f", refined (first {REFINED_TEST_FRAMES} frames)", "dash"),
-        ):  # fmt: skip
+        readers = [(lambda f: f["mean_mm"], "", None)]
+        if kind != "sup":
+            readers.append((lambda f: f["refined"]["refined"]["mean_mm"] if "refined" in f else None,
+                            f", refined (first {REFINED_TEST_FRAMES} frames)", "dash"))  # fmt: skip
+        for read, suffix, dash in readers:
             xs, ys = [], []
             for p in FRACTIONS:
                 if errs := [e for q, f in tests if q == p and (e := read(f)) is not None]:

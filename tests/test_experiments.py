@@ -68,6 +68,10 @@ def test_error_figure_averages_seeds_per_method(ex) -> None:
     traces = {t.name: (list(t.x), list(t.y), t.line.dash) for t in fig.data}
     assert traces["Crossing Net"] == ([2.0, 100.0], [29.0, 20.0], None)  # 30 and 28 averaged
     assert traces[f"Crossing Net, refined (first {ex.REFINED_TEST_FRAMES} frames)"] == ([2.0], [24.0], "dash")
+    control = result(0.02, 27.0)
+    control["tests"]["synthetic_test"]["refined"] = refined["tests"]["synthetic_test"]["refined"]
+    names = [t.name for t in ex.error_vs_labels_figure({"sup-0.02-s0": control}, "synthetic_test").data]
+    assert names == ["supervised only"]  # never a control's refinement: its generator never trained
 
 
 def test_a_pseudo_label_round_runs_the_first_round_its_labels_then_the_second(

@@ -257,7 +257,7 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
     fig = go.Figure()
     for kind, label in (
         ("cn", "Crossing Net"),
-        ("cn-long", "Crossing Net at the control's wall time"),
+        ("cn-long", "Crossing Net, longer (3 posterior, 10 render epochs)"),
         ("cn-mt", "Crossing Net + mean teacher"),
         ("cn-pl", "Crossing Net + pseudo-labels within 8 mm"),
         ("cn-pl50", "Crossing Net + the better half of the pseudo-labels"),

@@ -131,6 +131,8 @@ def main(args: argparse.Namespace) -> dict:
         if args.preset == "release":
             store = random_store(Path(tmp) / "bench.h5", 4 * args.batch_size, crop_px=64)
             results = release_speeds(args, store, Path(tmp))
+        else:  # the paper's networks read the store's default crops
+            store = random_store(Path(tmp) / "bench.h5", 2 * args.batch_size)
         paper = (args.variants or DEFAULT_VARIANTS) if args.preset == "paper" else []
         for name in paper:
             cfg = train_config(

@@ -86,3 +86,14 @@ def test_rerun_reads_a_benchmarks_last_json_line():
     assert rerun.last_json('progress\n{"fps": 1.5}\n') == {"fps": 1.5}
     assert rerun.last_json('{"fps": 1.5}\ntraceback\n') is None
     assert rerun.last_json("[1, 2]") is None and rerun.last_json("") is None
+
+
+def test_the_paper_training_benchmark_times_every_stage() -> None:
+    """`benchmarks/train.py --preset paper` (the idle rerun's `train` and `train_bf16`) builds its
+    own store: it once read the release branch's and failed before timing anything."""
+    train = load_script("train")
+    args = train.get_args_parser().parse_args(
+        ["--threads", "1", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--variants", "fp32"]
+    )
+    speeds = train.main(args)["samples_per_s"]["fp32"]
+    assert set(speeds) == {"vae", "gan", "joint"} and min(speeds.values()) > 0

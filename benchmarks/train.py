@@ -119,6 +119,24 @@ def release_speeds(args: argparse.Namespace, store: Path, tmp: Path) -> dict[str
     return best
 
 
+def paper_speeds(args: argparse.Namespace, store: Path, tmp: Path) -> dict[str, dict[str, float]]:
+    """Samples/s of the paper network's vae, gan and joint stages, per variant."""
+    results = {}
+    for name in args.variants or DEFAULT_VARIANTS:
+        cfg = train_config(
+            "paper", batch_size=args.batch_size, warmup_steps=0, val_fraction=0.0, **VARIANTS[name]
+        )
+        torch.manual_seed(0)
+        data = load_data(store, None, None, 50.0, **data_options(cfg))
+        model = MODELS["crossingnet"](model_config("paper", convention="nyu"))
+        trainer = Trainer(cfg, data, tmp / name, model, Dist(), {}, progress=False)
+        results[name] = {
+            s: round(time_stage(trainer, s, args.steps, args.warmup), 1) for s in ("vae", "gan", "joint")
+        }
+        print(name, results[name], flush=True)
+    return results
+
+
 def main(args: argparse.Namespace) -> dict:
     known = RELEASE_VARIANTS if args.preset == "release" else VARIANTS
     if unknown := set(args.variants or ()) - set(known):
@@ -126,26 +144,12 @@ def main(args: argparse.Namespace) -> dict:
             f"unknown {args.preset} variants {sorted(unknown)}; expected some of {sorted(known)}"
         )
     torch.set_num_threads(args.threads)
-    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.preset == "release":
             store = random_store(Path(tmp) / "bench.h5", 4 * args.batch_size, crop_px=64)
             results = release_speeds(args, store, Path(tmp))
         else:  # the paper's networks read the store's default crops
-            store = random_store(Path(tmp) / "bench.h5", 2 * args.batch_size)
-        paper = (args.variants or DEFAULT_VARIANTS) if args.preset == "paper" else []
-        for name in paper:
-            cfg = train_config(
-                "paper", batch_size=args.batch_size, warmup_steps=0, val_fraction=0.0, **VARIANTS[name]
-            )
-            torch.manual_seed(0)
-            data = load_data(store, None, None, 50.0, **data_options(cfg))
-            model = MODELS["crossingnet"](model_config("paper", convention="nyu"))
-            trainer = Trainer(cfg, data, Path(tmp) / name, model, Dist(), {}, progress=False)
-            results[name] = {
-                s: round(time_stage(trainer, s, args.steps, args.warmup), 1) for s in ("vae", "gan", "joint")
-            }
-            print(name, results[name], flush=True)
+            results = paper_speeds(args, random_store(Path(tmp) / "bench.h5", 2 * args.batch_size), Path(tmp))
     result = {"benchmark": "train", "preset": args.preset, "threads": args.threads, "batch_size": args.batch_size,
               "steps": args.steps, "samples_per_s": results}  # fmt: skip
     print(json.dumps(result))

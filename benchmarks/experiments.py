@@ -60,6 +60,7 @@ import plotly.graph_objects as go
 
 from crossingnets.inference import HandPoseEstimator
 from crossingnets.metrics import SUCCESS_THRESHOLDS_MM, success_rate
+from crossingnets.models import PRESETS
 from crossingnets.plots import save_figure, style_success_axes
 from crossingnets.pseudo_labels import pseudo_label
 from crossingnets.recipes import TrainConfig, train_config
@@ -97,7 +98,7 @@ W_CONSISTENCY = 1.0  # the mean teacher's weight: as much as the labelled joints
 PL_MAX_SPREAD_MM = 8.0  # pseudo-labels kept where the turned estimates lie this close to their mean
 PL_KEEP_FRACTION = 0.5  # cn-pl50: the share of the unlabeled frames kept, those that agree best
 PL_REFINED_FRAMES = 6000  # cn-rpl50: unlabeled frames estimated and refined (~20 min on one core)
-REFINE_ITERATIONS = 40  # the release preset's refinement: cn-rpl50's labels, the refined tests
+REFINE_ITERATIONS = PRESETS["release"].refine_iterations  # cn-rpl50's labels, the refined tests
 REFINED_TEST_FRAMES = 400  # the first frames of each test set tested refined too (~1.3 min a set)
 SECOND_ROUNDS = ("cn-pl", "cn-again")  # methods that continue the `cn` run of their fraction and seed
 

@@ -91,16 +91,16 @@ def pseudo_label(
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     info = read_info(data[0])
-    frames = unlabeled_frames(
+    estimator = HandPoseEstimator.from_pretrained(model, device, rotations, refine_iterations)
+    if (estimator.crop.crop_px, estimator.crop.cube_mm) != (info.crop.crop_px, info.crop.cube_mm):
+        raise ValueError(f"{model} reads {estimator.crop.crop_px} px crops of {estimator.crop.cube_mm:g} mm; "
+                         f"{data[0]} holds {info.crop.crop_px} px of {info.crop.cube_mm:g} mm")  # fmt: skip
+    frames = unlabeled_frames(  # after the model's checks: the stores' frames are the slow part
         data, unlabeled, seed=seed, label_fraction=label_fraction, val_fraction=val_fraction
     )
     if max_frames is not None and max_frames < len(frames["depth"]):
         pick = np.sort(np.random.default_rng(seed).choice(len(frames["depth"]), max_frames, replace=False))
         frames = {k: v[pick] for k, v in frames.items()}
-    estimator = HandPoseEstimator.from_pretrained(model, device, rotations, refine_iterations)
-    if (estimator.crop.crop_px, estimator.crop.cube_mm) != (info.crop.crop_px, info.crop.cube_mm):
-        raise ValueError(f"{model} reads {estimator.crop.crop_px} px crops of {estimator.crop.cube_mm:g} mm; "
-                         f"{data[0]} holds {info.crop.crop_px} px of {info.crop.cube_mm:g} mm")  # fmt: skip
     n, j = frames["joints_xyz"].shape[:2]
     joints_xyz, joints_uvd = np.empty((n, j, 3), np.float32), np.empty((n, j, 3), np.float32)
     spreads = np.empty(n, np.float32)

@@ -8,9 +8,13 @@ heavy subcommand never slows the others.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import logging
+import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("crossingnets.data.generate", "render synthetic depth hands into an HDF5 store"),
@@ -70,7 +74,23 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    return int(args._main(args) or 0)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return int(args._main(args) or 0)
+    return _torchrun_exit(lambda: int(args._main(args) or 0))
+
+
+def _torchrun_exit(run: Callable[[], int]) -> NoReturn:
+    """Run one torchrun process and end it without the interpreter's teardown. CI saw a rank that
+    had finished (group left, everything written) abort in that teardown once in many runs
+    ("terminate called without an active exception": a C++ thread object destroyed while joinable),
+    and torchrun then reports the whole run as failed. Python tracebacks of every thread go to
+    stderr if it aborts anyway (faulthandler)."""
+    faulthandler.enable()
+    code = run()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

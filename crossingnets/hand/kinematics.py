@@ -325,28 +325,17 @@ def forearm_direction(pose: HandPose) -> Array:
     return (turn @ down[..., None])[..., 0]
 
 
-def capsule_segments(pose: HandPose, shape: HandShape) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Start (B, K, 3), end (B, K, 3), radius (B, K) of every capsule, camera mm (torch tensors in,
-    differentiable; the last FOREARM_CAPSULES are the forearm stub)."""
-    land = forward_kinematics(pose, shape)
-    at = dict(zip(LANDMARKS, land.unbind(1), strict=True))
-    size = shape.scale * shape.thickness  # (B,)
-    starts, ends, radii = [], [], []
-
-    def add(a: torch.Tensor, b: torch.Tensor, radius_mm: float | torch.Tensor) -> None:
-        starts.append(a)
-        ends.append(b)
-        radii.append(size * radius_mm)
-
-    # Digits: three links each; the last one stops one radius short so its cap ends at the tip.
+def _linear_segments(at: dict[str, Array]) -> list[tuple[Array, Array, float]]:
+    """Every capsule but the forearm stub as (start, end, radius mm at scale 1), built from the
+    landmarks `at` by sums and constant factors alone, so that one-hot landmarks give its linear
+    map (`_START_MAP`, `_END_MAP`). A digit's last capsule ends at the tip here; `capsule_segments`
+    stops it one radius short so that its cap ends there."""
+    segments = []
+    # Digits: three links each.
     for d, (first, second, tip) in zip(DIGITS, _CHAIN_NAMES, strict=True):
         base = at["thumb_cmc" if d == "thumb" else f"{d}_mcp"]
         r = DIGIT_RADII_MM[DIGITS.index(d)]
-        add(base, at[first], r[0])
-        add(at[first], at[second], r[1])
-        direction = at[tip] - at[second]
-        direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        add(at[second], at[tip] - direction * (size * r[2])[:, None], r[2])
+        segments += [(base, at[first], r[0]), (at[first], at[second], r[1]), (at[second], at[tip], r[2])]
     # Palm: a metacarpal capsule per finger from the heel to the knuckle, the knuckle row, the heel
     # row, and the thumb web; together they fill the palm with no gaps at depth resolution.
     mcps = [at[f"{d}_mcp"] for d in DIGITS[1:]]
@@ -354,29 +343,61 @@ def capsule_segments(pose: HandPose, shape: HandShape) -> tuple[torch.Tensor, to
     radial, ulnar = at["wrist_radial"] - wrist, at["wrist_ulnar"] - wrist
     sides = [radial, radial / 3, ulnar / 3, ulnar]  # the heel spreads the metacarpals evenly
     heels = [wrist + 0.2 * (m - wrist) + side for m, side in zip(mcps, sides, strict=True)]
-    for heel, mcp in zip(heels, mcps, strict=True):
-        add(heel, mcp, PALM_RADIUS_MM)
-    for a, b in zip(mcps[:-1], mcps[1:], strict=True):
-        add(a, b, PALM_RADIUS_MM)
-    add(heels[0], heels[-1], PALM_RADIUS_MM + 1.5)
+    segments += [(heel, mcp, PALM_RADIUS_MM) for heel, mcp in zip(heels, mcps, strict=True)]
+    segments += [(a, b, PALM_RADIUS_MM) for a, b in zip(mcps[:-1], mcps[1:], strict=True)]
+    segments.append((heels[0], heels[-1], PALM_RADIUS_MM + 1.5))
     # Thenar eminence and thumb web: fill the triangle between the thumb metacarpal and the index
     # metacarpal, and follow the thumb as it opposes.
-    add(at["thumb_mcp"], at["index_mcp"], 0.7 * PALM_RADIUS_MM)
-    add(at["thumb_mcp"], at["palm"], PALM_RADIUS_MM)
-    add(0.5 * (at["thumb_cmc"] + at["thumb_mcp"]), 0.5 * (heels[0] + mcps[0]), PALM_RADIUS_MM + 1.0)
+    segments += [
+        (at["thumb_mcp"], at["index_mcp"], 0.7 * PALM_RADIUS_MM),
+        (at["thumb_mcp"], at["palm"], PALM_RADIUS_MM),
+        (0.5 * (at["thumb_cmc"] + at["thumb_mcp"]), 0.5 * (heels[0] + mcps[0]), PALM_RADIUS_MM + 1.0),
+    ]
+    return segments
+
+
+# The capsules as one linear map of the landmarks: `capsule_segments` runs for every candidate of
+# every refinement iteration (crossingnets.refinement), where ~100 small tensor ops cost more than
+# the drawing (0.59 of 3.3 ms for 32 hands, one thread).
+_SEGMENTS = _linear_segments(dict(zip(LANDMARKS, np.eye(len(LANDMARKS)), strict=True)))
+_START_MAP, _END_MAP = (np.stack([seg[i] for seg in _SEGMENTS]) for i in (0, 1))  # (K, L) each
+_RADII_MM = np.array([seg[2] for seg in _SEGMENTS])  # (K,)
+_TIP_CAPSULES = np.arange(2, 3 * len(DIGITS), 3)  # each digit's last capsule
+_TIP_ROWS, _DIP_ROWS = (np.array([LANDMARKS.index(c[i]) for c in _CHAIN_NAMES]) for i in (2, 1))
+
+
+def capsule_segments(
+    pose: HandPose, shape: HandShape, landmarks: torch.Tensor | None = None, forearm: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Start (B, K, 3), end (B, K, 3), radius (B, K) of every capsule, camera mm (torch tensors in,
+    differentiable; the last FOREARM_CAPSULES are the forearm stub, left out without `forearm`).
+    `landmarks`: the pose's `forward_kinematics`, where the caller has them already."""
+    land = forward_kinematics(pose, shape) if landmarks is None else landmarks
+    size = shape.scale * shape.thickness  # (B,)
+    maps = (torch.as_tensor(m, dtype=land.dtype, device=land.device) for m in (_START_MAP, _END_MAP))
+    starts, ends = (torch.einsum("kl,bld->bkd", m, land) for m in maps)
+    radii = size[:, None] * torch.as_tensor(_RADII_MM, dtype=land.dtype, device=land.device)
+    tips, dips = land[:, _TIP_ROWS], land[:, _DIP_ROWS]
+    direction = (tips - dips) / (tips - dips).norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    ends[:, _TIP_CAPSULES] = tips - direction * radii[:, _TIP_CAPSULES, None]
+    if not forearm:
+        return starts, ends, radii
     # Forearm stub: two capsules side by side across the wrist give its flattened section.
-    axis = forearm_direction(pose)
-    across = at["wrist_radial"] - at["wrist_ulnar"]
+    wrist, radial, ulnar = (land[:, LANDMARKS.index(n)] for n in ("wrist", "wrist_radial", "wrist_ulnar"))
+    across = radial - ulnar
     across = (
         across
         / across.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         * (FOREARM_HALF_SPACING_MM * shape.scale)[:, None]
     )
-    length = (FOREARM_LENGTH_MM * shape.scale)[:, None]
-    for side in (across, -across):
-        start = at["wrist"] + side
-        add(start, start + axis * length, FOREARM_RADIUS_MM)
-    return torch.stack(starts, 1), torch.stack(ends, 1), torch.stack(radii, 1)
+    arm = forearm_direction(pose) * (FOREARM_LENGTH_MM * shape.scale)[:, None]
+    arm_starts = torch.stack([wrist + across, wrist - across], 1)
+    arm_radii = (size * FOREARM_RADIUS_MM)[:, None].expand(-1, FOREARM_CAPSULES)
+    return (
+        torch.cat([starts, arm_starts], 1),
+        torch.cat([ends, arm_starts + arm[:, None]], 1),
+        torch.cat([radii, arm_radii], 1),
+    )
 
 
 def hand_capsules(pose: HandPose, shape: HandShape) -> Capsules:

@@ -27,7 +27,6 @@ from crossingnets.hand.crop_capsules import capsules_in_crop, crop_coordinates, 
 from crossingnets.hand.kinematics import (
     DEFAULT_LINKS_MM,
     DEFAULT_PALM_MM,
-    FOREARM_CAPSULES,
     JOINT_LIMITS_RAD,
     HandPose,
     HandShape,
@@ -129,18 +128,18 @@ class KinematicGenerator(nn.Module):
         once (test-time refinement asks for both of every candidate)."""
         center = self.centers(latent, center_mm)
         pose, shape = self.hand(latent, center)
-        joints = forward_kinematics(pose, shape)[:, self.joint_landmarks]
-        return self._draw(pose, shape, center, latent), joints
+        landmarks = forward_kinematics(pose, shape)
+        return self._draw(pose, shape, center, latent, landmarks), landmarks[:, self.joint_landmarks]
 
     def _draw(
-        self, pose: HandPose, shape: HandShape, center: torch.Tensor, like: torch.Tensor
-    ) -> torch.Tensor:
+        self, pose: HandPose, shape: HandShape, center: torch.Tensor, like: torch.Tensor,
+        landmarks: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
         """The posed hands' capsules, forearm left out, drawn into crops around `center` (B, 3) ->
-        (B, 1, S, S) on `like`'s device and dtype."""
-        start, end, radius = capsule_segments(pose, shape)
-        keep = slice(0, start.shape[1] - FOREARM_CAPSULES)
-        hand = (x[:, keep].float() for x in (start, end, radius))
+        (B, 1, S, S) on `like`'s device and dtype (`landmarks`: the hands' forward kinematics, if
+        the caller has them)."""
+        hand = (x.float() for x in capsule_segments(pose, shape, landmarks, forearm=False))
         in_crop = capsules_in_crop(*hand, center.float(), self.cube_mm)
         depth = draw_crop_capsules(*(x.cpu().numpy() for x in in_crop), self.crop_px)
-        crop = np.where(np.isfinite(depth), np.clip(depth, -1.0, 1.0), 1.0).astype(np.float32)
+        crop = np.clip(depth, -1.0, 1.0, out=depth)  # the background's +inf becomes +1
         return torch.from_numpy(crop[:, None]).to(device=like.device, dtype=like.dtype)

@@ -17,12 +17,13 @@ Measures, on the bundled checkpoint (or --checkpoint):
 - the CPU budget: the server's and the client's CPU time per request of each endpoint, one client
   alone, and the requests/s their `MIX`-weighted mean leaves room for on the machine's cores;
 - with --variants, the load test again on servers started with other settings (the model events'
-  shared concurrency limit, torch threads per request), to see which of them matter.
+  shared concurrency limit, torch threads per request, the upload tab's refinement iterations), to
+  see which of them matter.
 The goal (issue 14): the walk <= 150 ms server side; under 20 clients x 50 requests: 0 errors,
 >= 20 requests/s, p95 <= 1 s. Prints a summary, then one JSON line with every figure (ms).
 
 Usage: python benchmarks/app.py [--checkpoint DIR] [--clients 20] [--requests 50] [--repeats 100]
-           [--no-downloads] [--variants "concurrency=2,threads=1" "concurrency=8,threads=1" ...]
+           [--no-downloads] [--variants "concurrency=2,threads=1" "refine=0" ...]
 Smoke run (a minute or two): python benchmarks/app.py --clients 4 --requests 8 --repeats 5
 """
 
@@ -45,7 +46,7 @@ import torch
 
 from crossingnets.explorer.figures import figure_page
 from crossingnets.explorer.latent import latent_from_sliders, latent_view
-from crossingnets.explorer.space import Explorer
+from crossingnets.explorer.space import Explorer, ExplorerConfig
 from crossingnets.explorer.upload import estimate_pose, upload_view
 from crossingnets.explorer.walk import run_walk, walk_figures, walk_gif, walk_latents, walk_view
 from crossingnets_app.launch import (
@@ -400,12 +401,14 @@ def variant_command(checkpoint: Path, port: int, variant: str) -> list[str]:
     ]
 
 
-def parse_variant(variant: str) -> dict[str, int]:
-    settings = {"concurrency": None, "threads": TORCH_THREADS}
+def parse_variant(variant: str) -> dict[str, int | None]:
+    """Parse "concurrency=N,threads=T,refine=R" (any of them) into the server's settings; refine:
+    the upload tab's refinement iterations (`crossingnets app --refine-iterations`)."""
+    settings: dict[str, int | None] = {"concurrency": None, "threads": TORCH_THREADS, "refine": None}
     for item in filter(None, variant.split(",")):
         key, _, value = item.partition("=")
         if key not in settings or not value.isdigit():
-            raise SystemExit(f"variant {variant!r}: expected concurrency=N,threads=T")
+            raise SystemExit(f"variant {variant!r}: expected concurrency=N,threads=T,refine=R")
         settings[key] = int(value)
     return settings
 
@@ -417,7 +420,8 @@ def serve(checkpoint: Path, port: int, variant: str) -> None:
     settings = parse_variant(variant)
     offline()
     torch.set_num_threads(settings["threads"])
-    demo = build_demo(Explorer.load(checkpoint, EXAMPLES_DIR), settings["concurrency"] or MODEL_CONCURRENCY)
+    explorer = Explorer.load(checkpoint, EXAMPLES_DIR, ExplorerConfig(refine_iterations=settings["refine"]))
+    demo = build_demo(explorer, settings["concurrency"] or MODEL_CONCURRENCY)
     demo.queue(default_concurrency_limit=settings["concurrency"] or MODEL_CONCURRENCY)
     demo.launch(**launch_options("127.0.0.1", port))
 
@@ -430,7 +434,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=100, help="server-side calls per measurement")
     parser.add_argument("--cpu-calls", type=int, default=10, help="requests per endpoint for the CPU budget")
     parser.add_argument(
-        "--variants", nargs="*", default=[], help='load tests on other settings: "concurrency=2,threads=1"'
+        "--variants",
+        nargs="*",
+        default=[],
+        help='load tests on other settings: "concurrency=2,threads=1", "refine=0"',
     )
     parser.add_argument(
         "--no-downloads", action="store_true", help="clients fetch none of the files returned"

@@ -18,6 +18,7 @@ def test_defaults_serve_the_bundled_checkpoint_on_loopback():
     assert args.checkpoint == bundled_checkpoint() and (args.checkpoint / "config.json").is_file()
     assert args.checkpoint.name == BUNDLED_MODEL
     assert (args.host, args.port, args.share) == ("127.0.0.1", None, False)
+    assert args.refine_iterations is None  # the model's own
     options = launch_options(args.host, 7860)
     assert (
         options["server_name"] == "127.0.0.1"
@@ -29,6 +30,11 @@ def test_defaults_serve_the_bundled_checkpoint_on_loopback():
 def test_missing_checkpoint_exits_with_a_message(tmp_path):
     with pytest.raises(SystemExit, match="no model at"):
         main(["app", "--checkpoint", str(tmp_path)])
+
+
+def test_negative_refinement_exits_with_a_message():
+    with pytest.raises(SystemExit, match="--refine-iterations must be 0 or more"):
+        main(["app", "--refine-iterations", "-1"])
 
 
 def test_importing_the_app_loads_no_model_and_starts_no_server():

@@ -19,7 +19,7 @@ from crossingnets.checkpoint import LatentStats
 from crossingnets.data.preprocess import CropConfig, NoHandError, detect_center
 from crossingnets.explorer.figures import DEPTH_COLOURS, centered_to_crop_uv, generated_to_crop
 from crossingnets.explorer.latent import latent_from_named, latent_from_sliders, latent_view, random_latent
-from crossingnets.explorer.space import Explorer, LatentAxes
+from crossingnets.explorer.space import Explorer, ExplorerConfig, LatentAxes
 from crossingnets.explorer.upload import (
     CAMERA_CHOICES,
     PREVIEW_COLOURS,
@@ -121,6 +121,15 @@ def test_explorer_needs_a_crossing_net(tmp_path):
     folder = ScratchRegressor(PRESETS["tiny"]).save_pretrained(tmp_path / "scratch")
     with pytest.raises(ValueError, match="'scratch' baseline"):
         Explorer.load(folder, None)
+
+
+def test_explorer_refines_as_configured(checkpoint):
+    """`crossingnets app --refine-iterations` reaches the estimator the upload tab runs."""
+    model_default = HandPoseEstimator.from_pretrained(checkpoint).refine.iterations
+    for iterations in (0, 3):
+        explorer = Explorer.load(checkpoint, None, ExplorerConfig(refine_iterations=iterations))
+        assert explorer.estimator.refine.iterations == iterations
+    assert Explorer.load(checkpoint, None).estimator.refine.iterations == model_default
 
 
 # -- upload tab --------------------------------------------------------------------------------------

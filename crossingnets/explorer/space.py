@@ -50,6 +50,11 @@ class ExplorerConfig:
     # IK of the GLB download, one thread, 40 test poses (session 15): 120 iterations fit them to 0.18 mm
     # in 807 ms (median), 60 to 0.49 mm in 276 ms; the estimate it meshes is itself ~15 mm off
     mesh_ik_iterations: int = 60
+    # The upload tab's analysis-by-synthesis iterations (None: the model's own, r8's 40; 0: the
+    # network's estimate). On 200 frames each of the synthetic test / NYU's poses / the independent
+    # renderer (r8, session 18): 40 -> 11.2 / 13.8 / 16.7 mm, 20 -> 12.0 / 14.4 / 17.1, 0 -> 13.7 /
+    # 15.7 / 18.7; CPU per upload estimate, one thread: 0 -> ~18 ms, 20 -> ~140, 40 -> ~200.
+    refine_iterations: int | None = None
     limits: UploadLimits = DEFAULT_LIMITS
 
 
@@ -118,7 +123,7 @@ class Explorer:
         from crossingnets.inference import HandPoseEstimator  # torch model code, loaded on demand
 
         config = ExplorerConfig() if config is None else config
-        estimator = HandPoseEstimator.from_pretrained(checkpoint)
+        estimator = HandPoseEstimator.from_pretrained(checkpoint, refine_iterations=config.refine_iterations)
         if estimator.model.kind != "crossingnet":  # baselines have no generator nor smoothness head
             raise ValueError(
                 f"checkpoint {checkpoint} is a {estimator.model.kind!r} baseline; the explorer needs a Crossing Net"

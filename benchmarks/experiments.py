@@ -28,7 +28,7 @@ killed one resumes from its checkpoint, so an interrupted suite loses only the r
   the frames whose turned estimates agree best instead (`--keep-fraction 0.5`: at 8 mm a 30 mm
   model kept 1.7 % of them). `cn-rpl50` does the same on a seeded subset of `PL_REFINED_FRAMES`
   unlabeled frames whose labels the generator refines first (`--refine-iterations`, ~0.2 s a frame:
-  the analysis-by-synthesis labels of a model that draws hands);
+  the analysis-by-synthesis labels of a model that draws hands); `cn-rpl50x4` on four times as many;
 - `cn-again`: the control of the pseudo-label runs, the same second round from the same weights
   on the labelled crops alone, so that what the pseudo-labels add is read apart from what more
   training adds.
@@ -98,6 +98,7 @@ W_CONSISTENCY = 1.0  # the mean teacher's weight: as much as the labelled joints
 PL_MAX_SPREAD_MM = 8.0  # pseudo-labels kept where the turned estimates lie this close to their mean
 PL_KEEP_FRACTION = 0.5  # cn-pl50: the share of the unlabeled frames kept, those that agree best
 PL_REFINED_FRAMES = 6000  # cn-rpl50: unlabeled frames estimated and refined (~20 min on one core)
+PL_MORE_REFINED_FRAMES = 24000  # cn-rpl50x4: four times as many
 REFINE_ITERATIONS = PRESETS["release"].refine_iterations  # cn-rpl50's labels, the refined tests
 REFINED_TEST_FRAMES = 400  # the first frames of each test set tested refined too (~1.3 min a set)
 SECOND_ROUNDS = ("cn-pl", "cn-again")  # methods that continue the `cn` run of their fraction and seed
@@ -129,6 +130,8 @@ def all_runs() -> list[Run]:
         runs += [Run(f"cn-pl50-{p:g}-s{s}", "cn-pl", p, s, keep_fraction=PL_KEEP_FRACTION) for s in seeds]
         runs += [Run(f"cn-rpl50-{p:g}-s{s}", "cn-pl", p, s, keep_fraction=PL_KEEP_FRACTION,
                      refine=REFINE_ITERATIONS, max_frames=PL_REFINED_FRAMES) for s in seeds]  # fmt: skip
+        runs += [Run(f"cn-rpl50x4-{p:g}-s{s}", "cn-pl", p, s, keep_fraction=PL_KEEP_FRACTION,
+                     refine=REFINE_ITERATIONS, max_frames=PL_MORE_REFINED_FRAMES) for s in seeds]  # fmt: skip
         runs += [Run(f"cn-again-{p:g}-s{s}", "cn-again", p, s) for s in seeds]
     for p in ABLATION_FRACTIONS:
         for tag, flags in (("nosmo", {"use_smo": False}), ("nogan", {"use_gan": False}),
@@ -263,6 +266,7 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
         ("cn-pl", "Crossing Net + pseudo-labels within 8 mm"),
         ("cn-pl50", "Crossing Net + the better half of the pseudo-labels"),
         ("cn-rpl50", "Crossing Net + the better half of refined pseudo-labels"),
+        ("cn-rpl50x4", "Crossing Net + the better half of 4x as many refined pseudo-labels"),
         ("cn-again", "Crossing Net, a second round without pseudo-labels"),
         ("sup", "supervised only"),
     ):

@@ -29,10 +29,10 @@ from crossingnets.hand.kinematics import FOREARM_LENGTH_MM
 from crossingnets.models.base import CrossingNetConfig, LatentPoseModel, LossConfig, TrainStep
 from crossingnets.models.batchnorm import running_stats_frozen
 from crossingnets.models.discriminator import Discriminator
-from crossingnets.models.generator import Generator, LatentAlign
+from crossingnets.models.generator import DepthGenerator, Generator, LatentAlign, RenderTarget
 from crossingnets.models.kinematic import KinematicGenerator
 from crossingnets.models.pose_vae import PoseVAE
-from crossingnets.models.resnet import ResNetDiscriminator, UpsamplingGenerator, compose
+from crossingnets.models.resnet import ResNetDiscriminator, UpsamplingGenerator
 from crossingnets.models.skeleton import SkeletonGenerator
 from crossingnets.rotation import turn_crops, turn_points
 
@@ -90,7 +90,7 @@ def _forearm(c: CrossingNetConfig) -> tuple[tuple[int, ...], int, float] | None:
     return wrists, conv.root, FOREARM_LENGTH_MM / (0.5 * c.cube_mm)
 
 
-def _resnet_generator(c: CrossingNetConfig) -> nn.Module:
+def _resnet_generator(c: CrossingNetConfig) -> DepthGenerator:
     """The release networks' generator of `c.gen_arch`."""
     if c.gen_arch == "kinematic":
         return KinematicGenerator(c.latent_dims, c.crop_px, c.cube_mm, get_convention(c.convention))
@@ -101,11 +101,6 @@ def _resnet_generator(c: CrossingNetConfig) -> nn.Module:
             view_inputs=c.gen_view,
         )  # fmt: skip
     return UpsamplingGenerator(c.latent_dims, c.gen_width, c.crop_px, c.gen_mask)
-
-
-def _view(center_mm: torch.Tensor | None) -> torch.Tensor | None:
-    """(B, 3) crop centres, camera frame -> (B, 2) their directions (x / z, y / z)."""
-    return None if center_mm is None else center_mm[:, :2] / center_mm[:, 2:]
 
 
 class CrossingNet(VAELatentModel):
@@ -119,7 +114,7 @@ class CrossingNet(VAELatentModel):
         c = config
         self.align = LatentAlign(c.latent_dims)
         if c.arch == "resnet":
-            self.generator: nn.Module = _resnet_generator(c)
+            self.generator: DepthGenerator = _resnet_generator(c)
             self.discriminator: nn.Module = ResNetDiscriminator(
                 c.width,
                 c.crop_px,
@@ -141,7 +136,7 @@ class CrossingNet(VAELatentModel):
         batch (after 8 epochs its joints lay 8.8 mm from the labels, 6.5 with Ali's running
         statistics; session 15). Ali still trains, as an affine map."""
         super().train(mode)
-        if isinstance(self.generator, KinematicGenerator):
+        if self.generator.fixed_align_statistics:
             self.align.bn.eval()
         return self
 
@@ -154,25 +149,17 @@ class CrossingNet(VAELatentModel):
         return self.discriminator
 
     def render(self, latent: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) pose latent z_y -> (B, 1, S, S) generated crop, Gen(Ali(z_y)); a generator with
-        `gen_view` draws the crop as seen around `center_mm` (B, 3), camera frame (None: on the
-        optical axis)."""
-        if isinstance(self.generator, KinematicGenerator):
-            return self.generator(self.align(latent), center_mm)
-        if self.config.gen_view:
-            return self.generator(self.align(latent), _view(center_mm))
-        return self.generator(self.align(latent))
+        """(B, L) pose latent z_y -> (B, 1, S, S) generated crop, Gen(Ali(z_y)); a generator that
+        knows where the crop sits (kinematic; skeleton with `gen_view`) draws it as seen around
+        `center_mm` (B, 3), camera frame (None: on the optical axis)."""
+        return self.generator.render(self.align(latent), center_mm)
 
     def generator_keypoints(
         self, latent: torch.Tensor, center_mm: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(B, L) pose latents -> (B, J, 3) the crop keypoints a skeleton generator draws them from
         (around `center_mm` as `render`), or the joints where a kinematic generator's hand has them."""
-        if isinstance(self.generator, KinematicGenerator):
-            return self.generator.keypoints(self.align(latent), center_mm)
-        return self.generator.keypoints(
-            self.align(latent), _view(center_mm) if self.config.gen_view else None
-        )
+        return self.generator.keypoints(self.align(latent), center_mm)
 
     def smoothness(self, depth_a: torch.Tensor, depth_b: torch.Tensor) -> torch.Tensor:
         """smo(a, b) = f(a) - f(b) (B, L) for crops (B, 1, S, S), which estimates z_a - z_b."""
@@ -220,8 +207,10 @@ class CrossingNet(VAELatentModel):
 
     def step_gan(self, step: TrainStep) -> dict[str, torch.Tensor]:
         """A discriminator step (real images vs crops generated from noise), then a generator step."""
-        if isinstance(self.generator, KinematicGenerator):
-            raise ValueError("the gan stage needs a generator the discriminator can train (not kinematic)")
+        if not self.generator.trains_by_gan:
+            raise ValueError(
+                f"the gan stage needs a generator the discriminator can train (not {self.config.gen_arch})"
+            )
         d = self.discriminator
         real = step.batch("images")["depth"]
         noise = torch.randn((len(real), self.config.latent_dims), generator=step.rng, device=real.device)
@@ -342,48 +331,24 @@ class CrossingNet(VAELatentModel):
         c = self.config
         return crop_coordinates(center_mm[:, None] + joints * c.pose_unit_mm, center_mm, c.cube_mm)
 
+    def _render_target(
+        self, cfg: LossConfig, real: torch.Tensor, joints: torch.Tensor, center: torch.Tensor
+    ) -> RenderTarget:
+        """Real crops (B, 1, S, S), their joints (B, J, 3) around the crop centres (B, 3, mm) in pose
+        units -> what the generator's render loss reads."""
+        c = self.config
+        return RenderTarget(real, center[:, None] + joints * c.pose_unit_mm, center, c.pose_unit_mm,
+                            c.cube_mm, cfg.recons_fg_weight, cfg.w_keypoints)  # fmt: skip
+
     def _render_with_loss(
         self, cfg: LossConfig, latent: torch.Tensor, real: torch.Tensor, joints: torch.Tensor,
         center: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Crops rendered from latents (B', L) and the reconstruction loss of the first B (the real
-        crops (B, 1, S, S), their joints (B, J, 3) around the crop centre in pose units, the centres
-        (B, 3) in mm): mask + depth (+ keypoints) for the release generators, weighted L1 for the paper's.
-
-        The kinematic generator learns its hand's joints (mean distance to the labels, pose units)
-        and draws without gradients (models/kinematic.py). The skeleton generator draws the labeled
-        crops from their true crop keypoints (teacher forcing: drawn from its own, ~2 px off where
-        the crop's perspective moves the fingers, it learnt no fingers) while its keypoint head
-        learns them from the latent."""
-        b = real.shape[0]
-        if isinstance(self.generator, KinematicGenerator):
-            centers = center.repeat(len(latent) // b, 1)  # mixtures: drawn around the batch's centres
-            return self.generator(self.align(latent), centers), self._kinematic_loss(
-                latent[:b], joints, center
-            )
-        if isinstance(self.generator, SkeletonGenerator):
-            keypoints = self.generator_keypoints(
-                latent, center.repeat(len(latent) // b, 1)
-            )  # mixtures: the batch's centres
-            true = self.crop_keypoints(joints, center)
-            depth, mask = self.generator.draw(torch.cat([true, keypoints[b:]]))
-            loss = L.masked_render_loss(depth[:b], mask[:b], real)
-            return compose(depth, mask), loss + cfg.w_keypoints * L.keypoint_loss(keypoints[:b], true)
-        if isinstance(self.generator, UpsamplingGenerator) and self.generator.mask:
-            depth, mask = self.generator.forward_parts(self.align(latent))
-            return compose(depth, mask), L.masked_render_loss(depth[:b], mask[:b], real)
-        rendered = self.render(latent)
-        return rendered, L.weighted_l1_reconstruction_loss(rendered[:b], real, cfg.recons_fg_weight)
-
-    def _kinematic_loss(
-        self, latent: torch.Tensor, joints: torch.Tensor, center: torch.Tensor
-    ) -> torch.Tensor:
-        """The kinematic generator's joints from latents (B, L) against the labels (B, J, 3) around
-        the centres (B, 3): their mean distance in pose units."""
-        drawn = self.generator.joints_mm(self.align(latent), center)
-        return (
-            L.joint_distance_loss(drawn, center[:, None] + joints * self.config.pose_unit_mm)
-            / self.config.pose_unit_mm
+        crops, their joints and centres as `_render_target` takes them): each generator's own
+        (`DepthGenerator.render_with_loss`)."""
+        return self.generator.render_with_loss(
+            self.align(latent), self._render_target(cfg, real, joints, center)
         )
 
     def _render_loss(
@@ -392,9 +357,7 @@ class CrossingNet(VAELatentModel):
     ) -> torch.Tensor:  # fmt: skip
         """`_render_with_loss`' loss alone, where the crops are not needed (a kinematic generator's
         needs no drawing)."""
-        if isinstance(self.generator, KinematicGenerator):
-            return self._kinematic_loss(latent, joints, center)
-        return self._render_with_loss(cfg, latent, real, joints, center)[1]
+        return self.generator.render_loss(self.align(latent), self._render_target(cfg, real, joints, center))
 
     def step_posterior(self, step: TrainStep) -> dict[str, torch.Tensor]:
         """The posterior head (decoded joints + L_pos), then (every `render_every`-th step; never at

@@ -1,4 +1,5 @@
-"""The depth generator and the alignment layer Ali (paper Sec. 3.2-3.3).
+"""The depth generator and the alignment layer Ali (paper Sec. 3.2-3.3), and what the Crossing Net
+asks of any generator (`DepthGenerator`).
 
 Every (transposed) convolution of the Crossing Net uses kernel 6, stride 2, padding 2
 (authors' code), which exactly doubles (halves) the spatial side.
@@ -7,9 +8,12 @@ Every (transposed) convolution of the Crossing Net uses kernel 6, stride 2, padd
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from crossingnets import losses as L
 
 KERNEL_PX, STRIDE, PADDING = 6, 2, 2
 
@@ -35,6 +39,46 @@ class LatentAlign(nn.Module):
         return self.bn(self.fc(latent))
 
 
+@dataclass(frozen=True)
+class RenderTarget:
+    """A batch of labelled poses a generator learns to draw: what each generator's loss reads."""
+
+    crops: torch.Tensor  # (B, 1, S, S) the real crops in [-1, 1], background +1
+    joints_mm: torch.Tensor  # (B, J, 3) their joints, camera frame
+    center_mm: torch.Tensor  # (B, 3) their crop centres, camera frame
+    unit_mm: float  # the pose unit (the kinematic generator's joint loss is in it)
+    cube_mm: float  # the crop cube's side (where a crop shows its joints)
+    fg_weight: float  # the weighted L1's weight of hand pixels (`recons_fg_weight`)
+    w_keypoints: float  # the skeleton generator's keypoint term (`w_keypoints`)
+
+
+class DepthGenerator(nn.Module):
+    """A generator as the Crossing Net uses it: Ali's latents (B', L) -> crops (B', 1, S, S), and
+    its own render loss against a `RenderTarget` of the first B latents (the others: mixtures).
+    The base draws one depth channel learnt by the paper's weighted L1."""
+
+    trains_by_gan = True  # the gan stage can train it (a drawing without gradient cannot)
+    fixed_align_statistics = False  # Ali's batch norm kept in eval mode before it (CrossingNet.train)
+
+    def render(self, aligned: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) -> (B, 1, S, S) crops; drawn as seen around `center_mm` (B, 3), camera frame,
+        by a generator that knows where the crop sits (None: on the optical axis)."""
+        return self(aligned)
+
+    def render_with_loss(
+        self, aligned: torch.Tensor, target: RenderTarget
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The crops of all the latents (around the target's centres, repeated) and the render
+        loss of the first len(target.crops)."""
+        rendered = self.render(aligned)
+        b = len(target.crops)
+        return rendered, L.weighted_l1_reconstruction_loss(rendered[:b], target.crops, target.fg_weight)
+
+    def render_loss(self, aligned: torch.Tensor, target: RenderTarget) -> torch.Tensor:
+        """`render_with_loss`' loss alone, where the crops are not needed."""
+        return self.render_with_loss(aligned, target)[1]
+
+
 def _up_block(channels: int) -> nn.Sequential:
     return nn.Sequential(
         nn.ConvTranspose2d(channels, channels, KERNEL_PX, STRIDE, PADDING, bias=False),
@@ -43,7 +87,7 @@ def _up_block(channels: int) -> nn.Sequential:
     )
 
 
-class Generator(nn.Module):
+class Generator(DepthGenerator):
     """tanh(latent) -> FC(L -> C*f*f) + BN + ReLU -> (C, f, f) -> x2 up-blocks -> tanh crop.
 
     Paper preset: L = 23, C = 32, f = 4, four ConvTranspose(32 -> 32) + BN + ReLU (4 -> 64 px)

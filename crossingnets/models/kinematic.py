@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from crossingnets import losses as L
 from crossingnets.hand.conventions import Convention
 from crossingnets.hand.crop_capsules import capsules_in_crop, crop_coordinates, draw_crop_capsules
 from crossingnets.hand.kinematics import (
@@ -34,6 +35,7 @@ from crossingnets.hand.kinematics import (
     convention_landmark_indices,
     forward_kinematics,
 )
+from crossingnets.models.generator import DepthGenerator, RenderTarget
 
 # Where the crop centre is taken to be when none is given (the app's latent tab): on the optical
 # axis, in the middle of the renderer's 300-900 mm range (`SamplerConfig.distance_mm`).
@@ -53,8 +55,12 @@ def rotation_from_6d(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([a, b, torch.cross(a, b, dim=1)], 2)
 
 
-class KinematicGenerator(nn.Module):
+class KinematicGenerator(DepthGenerator):
     """tanh(latent) and the crop centre's direction -> MLP -> kinematic hand -> (B, 1, S, S) crop."""
+
+    trains_by_gan = False  # its drawing carries no gradient
+    # Ali's batch statistics made the joints it feeds vary from batch to batch (CrossingNet.train)
+    fixed_align_statistics = True
 
     def __init__(
         self, latent_dims: int, crop_px: int, cube_mm: float, convention: Convention, hidden: int = 512
@@ -119,6 +125,25 @@ class KinematicGenerator(nn.Module):
         out) drawn around the crop centres."""
         center = self.centers(latent, center_mm)
         return self._draw(*self.hand(latent, center), center, latent)
+
+    def render(self, aligned: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
+        return self(aligned, center_mm)
+
+    def render_with_loss(
+        self, aligned: torch.Tensor, target: RenderTarget
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixtures are drawn around the batch's centres; the loss is `render_loss`'."""
+        b = len(target.crops)
+        drawn = self(aligned, target.center_mm.repeat(len(aligned) // b, 1))
+        return drawn, self.render_loss(aligned[:b], target)
+
+    def render_loss(self, aligned: torch.Tensor, target: RenderTarget) -> torch.Tensor:
+        """The hand's joints against the labels: their mean distance, in pose units (the MLP learns
+        from the joints alone; no drawing needed)."""
+        return (
+            L.joint_distance_loss(self.joints_mm(aligned, target.center_mm), target.joints_mm)
+            / target.unit_mm
+        )
 
     @torch.no_grad()
     def drawn_hand(

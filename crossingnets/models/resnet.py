@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from crossingnets import losses as L
 from crossingnets.models.discriminator import ThreeHeads, mlp
+from crossingnets.models.generator import DepthGenerator, RenderTarget
 
 
 class ResidualBlock(nn.Module):
@@ -127,7 +129,7 @@ def _halvings(size: int, target: int) -> int:
     return n
 
 
-class UpsamplingGenerator(nn.Module):
+class UpsamplingGenerator(DepthGenerator):
     """tanh(latent) -> FC -> (8w, 4, 4) -> [nearest x2, conv3x3, BN, ReLU] halving the width down to
     w -> conv3x3 -> a depth channel and a hand-mask channel (B, 2, S, S), composed into a crop.
 
@@ -171,6 +173,16 @@ class UpsamplingGenerator(nn.Module):
         if not self.mask:
             return torch.tanh(self._forward_maps(latent))
         return compose(*self.forward_parts(latent), hard=not self.training)
+
+    def render_with_loss(
+        self, aligned: torch.Tensor, target: RenderTarget
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """With the mask: its cross-entropy and the depth's L1 on the hand (`masked_render_loss`)."""
+        if not self.mask:
+            return super().render_with_loss(aligned, target)
+        depth, mask = self.forward_parts(aligned)
+        b = len(target.crops)
+        return compose(depth, mask), L.masked_render_loss(depth[:b], mask[:b], target.crops)
 
 
 def compose(depth: torch.Tensor, mask_logits: torch.Tensor, hard: bool = False) -> torch.Tensor:

@@ -15,6 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from crossingnets import losses as L
+from crossingnets.hand.crop_capsules import crop_coordinates
+from crossingnets.models.generator import DepthGenerator, RenderTarget
 from crossingnets.models.resnet import compose
 
 # Gaussian width of a bone's map, in pixels of the half-resolution maps (a finger is ~2 px wide there).
@@ -54,7 +57,7 @@ def _conv_bn_relu(a: int, b: int) -> list[nn.Module]:
     return [nn.Conv2d(a, b, 3, 1, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
 
 
-class SkeletonGenerator(nn.Module):
+class SkeletonGenerator(DepthGenerator):
     """tanh(latent) -> MLP -> J crop keypoints -> bone maps at S/2 -> 3 x [conv3x3, BN, ReLU] (w) ->
     conv3x3 (8) -> pixel shuffle -> depth and hand-mask channels (B, 2, S, S), composed into a crop.
 
@@ -92,16 +95,17 @@ class SkeletonGenerator(nn.Module):
         )
         self.out = nn.Sequential(nn.Conv2d(width, 8, 3, 1, 1), nn.PixelShuffle(2))
 
-    def keypoints(self, latent: torch.Tensor, view: torch.Tensor | None = None) -> torch.Tensor:
+    def keypoints(self, latent: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) -> (B, J, 3) crop coordinates of the joints the generator will draw.
 
-        view (B, 2): the crop centre's direction (x / z, y / z), with `view_inputs`; None: on the
-        optical axis. The latent holds the joints around the centre, but a crop beside the axis
-        shows them moved by the perspective (1.8 px mean at 64 px on the synthetic test), which
-        only the centre's direction tells."""
+        center_mm (B, 3): the crop centres, camera frame, whose direction (x / z, y / z) the head
+        sees with `view_inputs`; None: on the optical axis. The latent holds the joints around the
+        centre, but a crop beside the axis shows them moved by the perspective (1.8 px mean at
+        64 px on the synthetic test), which only the centre's direction tells."""
         x = torch.tanh(latent)
         if self.view_inputs:
-            x = torch.cat([x, x.new_zeros(len(x), 2) if view is None else view.to(x.dtype)], 1)
+            view = x.new_zeros(len(x), 2) if center_mm is None else center_mm[:, :2] / center_mm[:, 2:]
+            x = torch.cat([x, view.to(x.dtype)], 1)
         return self.keypoint_head(x).view(-1, self.num_joints, 3)
 
     def draw(self, keypoints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,11 +131,27 @@ class SkeletonGenerator(nn.Module):
         return torch.cat([keypoints, start[:, None], end[:, None]], 1)
 
     def forward_parts(
-        self, latent: torch.Tensor, view: torch.Tensor | None = None
+        self, latent: torch.Tensor, center_mm: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) -> hand depth in (-1, 1) and hand-mask logits, each (B, 1, S, S)."""
-        return self.draw(self.keypoints(latent, view))
+        return self.draw(self.keypoints(latent, center_mm))
 
-    def forward(self, latent: torch.Tensor, view: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, latent: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) -> (B, 1, S, S) crop in (-1, 1]: the depth where the mask says hand, else background."""
-        return compose(*self.forward_parts(latent, view), hard=not self.training)
+        return compose(*self.forward_parts(latent, center_mm), hard=not self.training)
+
+    def render(self, aligned: torch.Tensor, center_mm: torch.Tensor | None = None) -> torch.Tensor:
+        return self(aligned, center_mm)
+
+    def render_with_loss(
+        self, aligned: torch.Tensor, target: RenderTarget
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draws the labelled crops from their true crop keypoints (teacher forcing: drawn from its
+        own, ~2 px off where the crop's perspective moves the fingers, it learnt no fingers) and
+        the mixtures from its own, while its keypoint head learns the true ones from the latents."""
+        b = len(target.crops)
+        keypoints = self.keypoints(aligned, target.center_mm.repeat(len(aligned) // b, 1))  # mixtures too
+        true = crop_coordinates(target.joints_mm, target.center_mm, target.cube_mm)
+        depth, mask = self.draw(torch.cat([true, keypoints[b:]]))
+        loss = L.masked_render_loss(depth[:b], mask[:b], target.crops)
+        return compose(depth, mask), loss + target.w_keypoints * L.keypoint_loss(keypoints[:b], true)

@@ -205,7 +205,9 @@ def test_the_app_binds_loopback_unless_told_and_then_says_so(monkeypatch, caplog
         def launch(self, **options):
             launched.update(options)
 
-    monkeypatch.setattr(launch, "create_app", lambda checkpoint, lifetime, temp_dir: Demo())
+    monkeypatch.setattr(
+        launch, "create_app", lambda checkpoint, lifetime, temp_dir, refine_iterations: Demo()
+    )
     with caplog.at_level(logging.WARNING, logger=launch.__name__):
         launch.main(cli.build_parser(["app"]).parse_args(["app", "--host", "0.0.0.0"]))
     assert launched["server_name"] == "0.0.0.0"

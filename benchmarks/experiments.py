@@ -11,6 +11,10 @@ killed one resumes from its checkpoint, so an interrupted suite loses only the r
   for as long as the Crossing Net's posterior and adversarial stages take (`SUP_EPOCHS`; wall times
   are recorded to check), no generator, no unlabeled crop (batch norm re-estimated on the
   labelled crops);
+- `dp-P-sS`: the DeepPrior-style regressor (Oberweger et al., 2015) on the same network (the
+  control's trunk and posterior head, `posterior_network`), data, augmentation, optimiser and
+  epochs as the control, regressing the coefficients of a 30-component linear PCA prior instead of
+  the VAE's latent;
 - ablations of the Crossing Net: `cn-nosmo` (no L_smo), `cn-nogan` (no GAN terms), `cn-nounlabeled`
   (the GAN and batch norm see the labelled crops only);
 - `cn-long`: the Crossing Net at about the control's wall time, which the kinematic generator
@@ -107,7 +111,7 @@ SECOND_ROUNDS = ("cn-pl", "cn-again")  # methods that continue the `cn` run of t
 @dataclass(frozen=True)
 class Run:
     name: str
-    method: str  # cn | sup | cn-pl (a second cn round on its pseudo-labels) | cn-again (without)
+    method: str  # cn | sup | dp | cn-pl (a second cn round on its pseudo-labels) | cn-again (without)
     label_fraction: float
     seed: int = 0
     flags: dict = field(default_factory=dict)  # TrainConfig fields of an ablation
@@ -120,7 +124,7 @@ def all_runs() -> list[Run]:
     runs = []
     for p in FRACTIONS:
         for s in SEEDS.get(p, (0,)):
-            runs += [Run(f"{m}-{p:g}-s{s}", m, p, s) for m in ("cn", "sup")]
+            runs += [Run(f"{m}-{p:g}-s{s}", m, p, s) for m in ("cn", "sup", "dp")]
     for p, seeds in SEEDS.items():
         runs += [
             Run(f"cn-mt-{p:g}-s{s}", "cn", p, s, {"w_consistency": W_CONSISTENCY, "ema_warmup": True})
@@ -149,6 +153,9 @@ def run_config(run: Run, budget: str) -> TrainConfig:
     if run.method == "sup":
         epochs.update(epochs_render=0, epochs_posterior=SUP_EPOCHS[budget], epochs_adversarial=0)
         return train_config("release", **epochs, **common, render_every=0, use_unlabeled=False)
+    if run.method == "dp":
+        return train_config("release", model="deepprior", epochs_supervised=SUP_EPOCHS[budget], **common,
+                            use_unlabeled=False)  # fmt: skip
     if run.method in SECOND_ROUNDS:  # the VAE and the generator come with the first round's weights
         epochs.update(epochs_vae=0, epochs_render=0)
     return train_config("release", **{**epochs, **common, "render_every": RENDER_EVERY, **run.flags})
@@ -162,7 +169,7 @@ def train_run(
     if (folder / "checkpoint.pt").exists():
         summary = resume(folder, device="cpu", progress=False)
     else:
-        pool = unlabeled if run.method != "sup" and run.flags.get("use_unlabeled", True) else None
+        pool = unlabeled if run.method not in ("sup", "dp") and run.flags.get("use_unlabeled", True) else None
         summary = train(
             run_config(run, budget), data, folder, unlabeled=pool, device="cpu", progress=False, **extra
         )
@@ -248,7 +255,7 @@ def run_one(run: Run, args: argparse.Namespace) -> dict:
     else:
         wall_s = train_run(run, args.data, args.unlabeled, folder, args.budget)
     result = {"run": asdict(run), "budget": args.budget, "train_wall_s": wall_s,
-              "tests": test_run(folder / "model", args.bench, refine=run.method != "sup"), **extra}  # fmt: skip
+              "tests": test_run(folder / "model", args.bench, refine=run.method not in ("sup", "dp")), **extra}  # fmt: skip
     result_file.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
@@ -269,11 +276,12 @@ def error_vs_labels_figure(results: dict[str, dict], test: str) -> go.Figure:
         ("cn-rpl50x4", "Crossing Net + the better half of 4x as many refined pseudo-labels"),
         ("cn-again", "Crossing Net, a second round without pseudo-labels"),
         ("sup", "supervised only"),
+        ("dp", "DeepPrior-style (linear prior, the control's network)"),
     ):
         tests = [(r["run"]["label_fraction"], r["tests"][test]) for name, r in results.items()
                  if name.rsplit("-", 2)[0] == kind and test in r["tests"]]  # fmt: skip
         readers = [(lambda f: f["mean_mm"], "", None)]
-        if kind != "sup":
+        if kind not in ("sup", "dp"):
             readers.append((lambda f: f["refined"]["refined"]["mean_mm"] if "refined" in f else None,
                             f", refined (first {REFINED_TEST_FRAMES} frames)", "dash"))  # fmt: skip
         for read, suffix, dash in readers:

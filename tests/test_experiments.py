@@ -34,6 +34,19 @@ def test_runs_and_their_configs(ex) -> None:
         0,
         False,
     )
+    dp = ex.run_config(runs["dp-0.02-s1"], "suite")  # DeepPrior: the control's data and schedule
+    assert (dp.model, dp.stages, dp.epochs_supervised, dp.use_unlabeled) == (
+        "deepprior",
+        ("supervised",),
+        4,
+        False,
+    )
+    assert (dp.label_fraction, dp.seed, dp.rotate_deg, dp.lr) == (
+        sup.label_fraction,
+        sup.seed,
+        sup.rotate_deg,
+        sup.lr,
+    )
     mt = ex.run_config(runs["cn-mt-0.02-s1"], "suite")
     assert mt.w_consistency == ex.W_CONSISTENCY and mt.ema_warmup
     assert ex.run_config(runs["cn-nogan-1-s0"], "suite").use_gan is False

@@ -300,3 +300,18 @@ def test_discriminator_stems_keep_the_trunk_map_and_the_bundled_weights(stem: st
     assert after_first.shape[-1] == first_map_px
     with pytest.raises(ValueError, match="stem"):
         replace(PRESETS["tiny-release"], stem="wide")
+
+
+def test_release_deepprior_is_the_crossing_nets_estimator_path_with_a_linear_prior() -> None:
+    """With the release networks the DeepPrior baseline reads crops with the discriminator's own
+    trunk and posterior head (the supervised control's network), ending in the prior's K
+    coefficients and the root instead of the VAE's latent."""
+    cfg = model_config("tiny-release", convention="nyu")
+    dp, cn = MODELS["deepprior"](cfg), MODELS["crossingnet"](cfg)
+
+    def shapes(module: torch.nn.Module) -> list[tuple[int, ...]]:
+        return [tuple(p.shape) for p in module.parameters()]
+
+    assert shapes(dp.trunk) == shapes(cn.discriminator.trunk)
+    assert shapes(dp.head)[:-2] == shapes(cn.discriminator.posterior)[:-2]  # all but the last layer
+    assert dp.estimate_latent(torch.zeros(2, 1, cfg.crop_px, cfg.crop_px)).shape == (2, cfg.prior_dims + 3)

@@ -112,22 +112,23 @@ def test_killed_run_resumes_to_identical_weights(
 
 
 @pytest.mark.parametrize(
-    ("model", "stage", "keys"),
+    ("model", "stage", "keys", "preset"),
     [
-        ("crossingnet", "vae", ("recons", "kl")),
-        ("crossingnet", "gan", ("d_gan",)),
-        ("crossingnet", "joint", ("pos", "recons", "smo")),
-        ("scratch", "supervised", ("pos",)),
-        ("deepprior", "supervised", ("pose",)),
+        ("crossingnet", "vae", ("recons", "kl"), "tiny"),
+        ("crossingnet", "gan", ("d_gan",), "tiny"),
+        ("crossingnet", "joint", ("pos", "recons", "smo"), "tiny"),
+        ("scratch", "supervised", ("pos",), "tiny"),
+        ("deepprior", "supervised", ("pose",), "tiny"),
+        ("deepprior", "supervised", ("joints",), "tiny-release"),  # the release networks' DeepPrior
     ],
 )
 def test_each_stage_loss_falls_on_one_fixed_batch(
-    tmp_path: Path, model: str, stage: str, keys: tuple[str, ...], toy_store
+    tmp_path: Path, model: str, stage: str, keys: tuple[str, ...], preset: str, toy_store
 ) -> None:
     """One batch holding every frame, labeled and unlabeled alike: each epoch is one step."""
     store = toy_store(tmp_path / "one.h5", 8)
     cfg = train_config(
-        "tiny", model=model, stage=stage, batch_size=8, val_fraction=0.0, warmup_steps=3, save_every=1000, lr=3e-3,
+        preset, model=model, stage=stage, batch_size=8, val_fraction=0.0, warmup_steps=3, save_every=1000, lr=3e-3,
         **{f"epochs_{stage}": 30},
     )  # fmt: skip
     T.train(cfg, store, tmp_path / "run", progress=False)

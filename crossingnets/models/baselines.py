@@ -4,7 +4,9 @@
   against the pose VAE's encoding (no GAN, no generator); stages `vae`, then `supervised`;
 - `DeepPriorRegressor`: DeepPrior (Oberweger et al., 2015): the trunk regresses the coefficients of a
   linear PCA pose prior (plus the root offset); the loss is on the reconstructed joints; one
-  `supervised` stage.
+  `supervised` stage. With the release networks (`arch` resnet) it is the Crossing Net's own
+  path from crop to estimate (`posterior_network`) and learns by the release's joint loss, so that
+  it differs from the supervised control only by its prior: a linear one instead of the VAE.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from crossingnets.models.base import CrossingNetConfig, LatentPoseModel, TrainSt
 from crossingnets.models.crossingnet import VAELatentModel
 from crossingnets.models.discriminator import ConvHead, down_blocks, mlp
 from crossingnets.models.pose_vae import ROOT_DIMS
+from crossingnets.models.resnet import posterior_network
 from crossingnets.pca import fit_pca
 
 if TYPE_CHECKING:
@@ -74,10 +77,14 @@ class DeepPriorRegressor(LatentPoseModel):
     def __init__(self, config: CrossingNetConfig) -> None:
         super().__init__(config)
         c = config
-        self.trunk = _trunk(c)
-        self.head = ConvHead(
-            c.disc_channels, c.head_layers, mlp(c.feature_dims, c.smo_hidden, c.prior_dims + ROOT_DIMS)
-        )
+        out = c.prior_dims + ROOT_DIMS
+        if c.arch == "resnet":
+            self.trunk, self.head = posterior_network(
+                c.width, c.crop_px, out, c.posterior_hidden, c.posterior_blocks, c.stem
+            )
+        else:
+            self.trunk = _trunk(c)
+            self.head = ConvHead(c.disc_channels, c.head_layers, mlp(c.feature_dims, c.smo_hidden, out))
         self.register_buffer("prior_components", torch.zeros(c.prior_dims, c.pose_dims))  # (K, 3J)
         self.register_buffer("prior_mean", torch.zeros(c.pose_dims))  # (3J,)
 
@@ -107,9 +114,14 @@ class DeepPriorRegressor(LatentPoseModel):
         return super().param_groups(stage)
 
     def step_supervised(self, step: TrainStep) -> dict[str, torch.Tensor]:
-        """Squared error of the joints (B, J, 3) decoded from the estimated prior coefficients."""
+        """The error of the joints (B, J, 3) decoded from the estimated prior coefficients: squared
+        (DeepPrior's) with the paper's networks, the release's smooth-L1 with its own."""
         lab = step.batch("labeled")
         joints = lab["pose"].unflatten(1, (-1, 3)) + lab["root"][:, None]
-        out = {"pose": L.pose_loss(self.decode_latent_units(self.estimate_latent(lab["depth"])), joints)}
-        step.optimise("estimator", out["pose"])
-        return out
+        decoded = self.decode_latent_units(self.estimate_latent(lab["depth"]))
+        if self.config.arch == "resnet":
+            name, loss = "joints", L.joint_loss(decoded, joints, step.cfg.joints_beta)
+        else:
+            name, loss = "pose", L.pose_loss(decoded, joints)
+        step.optimise("estimator", loss)
+        return {name: loss}

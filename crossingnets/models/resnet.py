@@ -90,18 +90,26 @@ class ResNetDiscriminator(ThreeHeads):
     ) -> None:
         super().__init__()
         w = width
-        self.trunk = nn.Sequential(*stem_layers(stem, w), ResidualBlock(w, 2 * w, 2))
-        n_head = _halvings(crop_px // 4, 4)
-        post = [min(4 * w * 2**i, 16 * w) for i in range(n_head)]
-        light = [2 * w] * n_head
-        self.posterior = ResNetHead(
-            2 * w, post, mlp(post[-1] * 16, posterior_hidden, latent_dims), posterior_blocks
+        self.trunk, self.posterior = posterior_network(
+            w, crop_px, latent_dims, posterior_hidden, posterior_blocks, stem
         )
+        light = [2 * w] * _halvings(crop_px // 4, 4)
         self.gan = ResNetHead(2 * w, light, nn.Linear(2 * w * 16, 1))
         self.smoothness = ResNetHead(2 * w, light, mlp(2 * w * 16, smo_hidden, latent_dims))
 
 
 STEMS = ("strided", "full", "residual")
+
+
+def posterior_network(
+    width: int, crop_px: int, out_dims: int, hidden: int, blocks: int = 1, stem: str = "strided"
+) -> tuple[nn.Sequential, ResNetHead]:
+    """The release networks' path from a crop to an estimate: the trunk (B, 1, S, S) -> (B, 2w, S/4,
+    S/4) and the posterior head (residual blocks of widths 4w, 8w, ... up to 16w, `blocks` at each,
+    down to 4 x 4, and a wide FC) -> (B, out_dims). The discriminator's and the baselines'."""
+    trunk = nn.Sequential(*stem_layers(stem, width), ResidualBlock(width, 2 * width, 2))
+    widths = [min(4 * width * 2**i, 16 * width) for i in range(_halvings(crop_px // 4, 4))]
+    return trunk, ResNetHead(2 * width, widths, mlp(widths[-1] * 16, hidden, out_dims), blocks)
 
 
 def stem_layers(stem: str, w: int) -> list[nn.Module]:
